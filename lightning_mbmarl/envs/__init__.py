@@ -1,0 +1,74 @@
+"""Environment registry: every family behind the :mod:`lightning_mbmarl.envs.base` interface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from lightning_mbmarl.envs.base import EnvSpec, MultiAgentEnv, StepResult, TeamObservation, VectorMultiAgentEnv
+
+_FACTORIES: dict[str, Callable[..., MultiAgentEnv]] = {}
+
+
+def register_env(name: str, factory: Callable[..., MultiAgentEnv]) -> None:
+    """Make ``factory(**kwargs)`` available as environment ``name``."""
+    _FACTORIES[name] = factory
+
+
+def _register_builtin() -> None:
+    from lightning_mbmarl.envs.icg import IteratedCoordinationGame
+
+    register_env("icg", IteratedCoordinationGame)
+
+
+@dataclass
+class EnvConfig:
+    """Which environment to build: a registry name and the keyword arguments of its constructor."""
+
+    name: str = "icg"  # registered environment name (see lightning_mbmarl.envs.available_envs())
+    kwargs: dict[str, Any] = field(default_factory=dict)  # constructor options, e.g. {episode_length: 10}
+
+
+def available_envs() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def make_env(config: EnvConfig) -> MultiAgentEnv:
+    """Build one environment copy; an unknown name lists the registered ones."""
+    if config.name not in _FACTORIES:
+        raise KeyError(f"unknown environment {config.name!r}; registered environments: {available_envs()}")
+    try:
+        return _FACTORIES[config.name](**config.kwargs)
+    except TypeError as err:
+        raise TypeError(f"environment {config.name!r} rejected its options {config.kwargs}: {err}") from err
+
+
+def make_vector_env(config: EnvConfig, num_envs: int) -> VectorMultiAgentEnv:
+    """``num_envs`` copies of the environment stepped together."""
+    return VectorMultiAgentEnv([make_env(config) for _ in range(num_envs)])
+
+
+def env_spec(config: EnvConfig) -> EnvSpec:
+    """The environment's :class:`EnvSpec` (builds one copy and closes it)."""
+    env = make_env(config)
+    try:
+        return env.spec
+    finally:
+        env.close()
+
+
+_register_builtin()
+
+__all__ = [
+    "EnvConfig",
+    "EnvSpec",
+    "MultiAgentEnv",
+    "StepResult",
+    "TeamObservation",
+    "VectorMultiAgentEnv",
+    "available_envs",
+    "env_spec",
+    "make_env",
+    "make_vector_env",
+    "register_env",
+]
