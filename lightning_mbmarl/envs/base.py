@@ -44,6 +44,10 @@ class EnvSpec:
     action_low: float = -1.0  # continuous actions only
     action_high: float = 1.0
     agent_names: tuple[str, ...] = field(default=())
+    # Observation function O^i as state indices: agent i observes state[obs_from_state[i]] (then zero-padded).
+    # Model-based methods that predict global states (MOMA-PPO) derive the agents' observations with it;
+    # None where observations are not a selection of the state.
+    obs_from_state: tuple[tuple[int, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.obs_dims) != self.n_agents or len(self.action_sizes) != self.n_agents:
@@ -53,6 +57,13 @@ class EnvSpec:
             )
         if self.action_kind not in ("discrete", "continuous"):
             raise ValueError(f"EnvSpec {self.name!r}: action_kind must be 'discrete' or 'continuous', got {self.action_kind!r}")
+        if self.obs_from_state is not None:
+            sizes = tuple(len(idx) for idx in self.obs_from_state)
+            if sizes != self.obs_dims or any(not 0 <= j < self.state_dim for idx in self.obs_from_state for j in idx):
+                raise ValueError(
+                    f"EnvSpec {self.name!r}: obs_from_state must give obs_dims={self.obs_dims} state indices in "
+                    f"[0, {self.state_dim}) per agent, got sizes {sizes}"
+                )
         if not self.agent_names:
             object.__setattr__(self, "agent_names", tuple(f"agent_{i}" for i in range(self.n_agents)))
 
@@ -96,6 +107,7 @@ class EnvSpec:
             "action_low": self.action_low,
             "action_high": self.action_high,
             "agent_names": list(self.agent_names),
+            "obs_from_state": None if self.obs_from_state is None else [list(i) for i in self.obs_from_state],
         }
 
     @classmethod
@@ -111,6 +123,7 @@ class EnvSpec:
             action_low=float(d.get("action_low", -1.0)),
             action_high=float(d.get("action_high", 1.0)),
             agent_names=tuple(d.get("agent_names", ())),
+            obs_from_state=None if d.get("obs_from_state") is None else tuple(tuple(int(j) for j in i) for i in d["obs_from_state"]),
         )
 
 

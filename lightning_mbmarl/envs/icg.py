@@ -44,6 +44,8 @@ def icg_spec(episode_length: int = 10) -> EnvSpec:
         action_sizes=(2, 2),
         episode_limit=episode_length,
         agent_names=("agent_1", "agent_2"),
+        # agent 1 sees the state as is; agent 2 sees the two one-hots swapped (its own choice first).
+        obs_from_state=((0, 1, 2, 3, 4), (2, 3, 0, 1, 4)),
     )
 
 

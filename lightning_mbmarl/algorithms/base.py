@@ -1,0 +1,202 @@
+"""What every method's LightningModule shares: the environment spec, step counters, greedy evaluation in the
+real environment, and checkpointing of everything a resumed run needs (counters and random-number states).
+
+Subclasses implement :meth:`MultiAgentAlgorithm.act` (team actions from observations and histories) and their own
+``training_step`` (manual optimisation: ``self.automatic_optimization = False``); they call
+:meth:`MultiAgentAlgorithm.finish` when their schedule is done, which stops the trainer after a final evaluation.
+
+Evaluation runs in ``validation_step`` (periodic, every ``trainer.val_check_interval`` training steps, and once more
+when training finishes) and in ``test_step``: the data module's validation/test loaders only trigger it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from lightning_mbmarl.data.encoding import encode_actions
+from lightning_mbmarl.envs import EnvConfig, EnvSpec, make_vector_env
+from lightning_mbmarl.learners.memory import History, empty_history, push_history
+from lightning_mbmarl.reference_scores import REFERENCE_SCORES, normalized_score
+
+
+@dataclass
+class EvaluationConfig:
+    """Greedy evaluation in the real environment."""
+
+    episodes: int = 10  # greedy episodes at each periodic evaluation
+    final_episodes: int = 100  # greedy episodes when training ends, and in `validate` / `test`
+    seed: int = 10_000  # environment seed of evaluations (offset by rank and evaluation count)
+
+
+class MultiAgentAlgorithm(L.LightningModule):
+    """Base of every method. ``env_spec`` is filled in by the CLI from the data module (``data.env_spec``)."""
+
+    #: counters every subclass keeps; subclasses add their own keys in ``__init__``
+    counters: dict[str, int]
+
+    def __init__(self, env_spec: EnvSpec | dict[str, Any] | None, evaluation: EvaluationConfig) -> None:
+        super().__init__()
+        if env_spec is None:
+            raise ValueError(
+                f"{type(self).__name__} needs env_spec: run it through `python -m lightning_mbmarl`, which takes it "
+                "from the data module, or pass lightning_mbmarl.envs.env_spec(EnvConfig(...))"
+            )
+        self.env_spec = env_spec if isinstance(env_spec, EnvSpec) else EnvSpec.from_dict(env_spec)
+        self.evaluation = evaluation
+        self.automatic_optimization = False
+        self.counters = {"evaluations": 0}
+        self._finished = False
+        self._restored_rng: dict[str, Any] | None = None
+
+    def save_hyperparameters_with_spec(self) -> None:
+        """``save_hyperparameters`` with the spec stored as a plain dict (checkpoints and hparams.yaml stay portable)."""
+        self.save_hyperparameters(ignore=["env_spec"])
+        self.hparams["env_spec"] = self.env_spec.to_dict()
+
+    # ----------------------------------------------------------------------------------------------- acting
+    def act(self, obs: torch.Tensor, avail: torch.Tensor, history: History, greedy: bool) -> torch.Tensor:
+        """Team actions for ``B`` teams.
+
+        obs [B, N, obs_dim], avail bool [B, N, action_dim], history = (history_obs [B, N, H, obs_dim],
+        history_action [B, N, H, action_dim], history_mask bool [B, H]) -> actions (int64 [B, N] or
+        float [B, N, action_dim]).
+        """
+        raise NotImplementedError
+
+    @property
+    def history_length(self) -> int:
+        """How many past (observation, action) pairs :meth:`act` looks at (0: none)."""
+        return 0
+
+    # ------------------------------------------------------------------------------------------- evaluation
+    def _env_config(self, env_config: EnvConfig | None) -> EnvConfig:
+        if env_config is not None:
+            return env_config
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is None or not hasattr(datamodule, "env"):
+            raise ValueError("evaluate() needs env_config when the module is not attached to a trainer with a data module")
+        return datamodule.env
+
+    @torch.no_grad()
+    def evaluate(self, episodes: int, seed: int, env_config: EnvConfig | None = None) -> dict[str, float]:
+        """Run ``episodes`` greedy episodes in the real environment (one environment copy each, stepped together).
+
+        Returns mean ``return``, ``normalized_score`` (when the environment has reference scores), ``length``,
+        and the mean of any boolean episode flag the environment reports (e.g. ``won``).
+        """
+        config = self._env_config(env_config)
+        spec = self.env_spec
+        env = make_vector_env(config, episodes)
+        try:
+            team = env.reset(seed)
+            H = self.history_length
+            history = empty_history(episodes, spec.n_agents, H, spec.obs_dim, spec.action_dim, self.device)
+            returns = np.zeros(episodes)
+            lengths = np.zeros(episodes, dtype=np.int64)
+            running = np.ones(episodes, dtype=bool)
+            flags: dict[str, np.ndarray] = {}
+            was_training = self.training
+            self.eval()
+            while running.any():
+                obs = torch.as_tensor(team.obs, device=self.device)
+                avail = torch.as_tensor(team.avail, device=self.device)
+                actions = self.act(obs, avail, history, greedy=True)
+                result = env.step(actions.cpu().numpy())
+                returns += result.reward * running
+                lengths += running
+                for key, value in result.info.items():
+                    if value.dtype == bool:
+                        flags.setdefault(key, np.zeros(episodes, dtype=bool))
+                        flags[key] |= value & running & result.done
+                running &= ~result.done
+                if H:
+                    history = push_history(*history, obs, encode_actions(actions, spec))
+                    restart = torch.as_tensor(result.done, device=self.device)
+                    history = tuple(h.masked_fill(restart.view(-1, *[1] * (h.dim() - 1)), 0) for h in history)
+                team = result.next
+            self.train(was_training)
+        finally:
+            env.close()
+        metrics = {"return": float(returns.mean()), "length": float(lengths.mean())}
+        if config.name in REFERENCE_SCORES:
+            metrics["normalized_score"] = float(np.mean(
+                [normalized_score(config.name, r, n) for r, n in zip(returns, lengths)]))
+        metrics.update({f"{k}_rate": float(v.mean()) for k, v in flags.items()})
+        return metrics
+
+    def _log_evaluation(self, prefix: str, episodes: int) -> None:
+        seed = self.evaluation.seed + 100_003 * self.global_rank + 1_009 * self.counters["evaluations"]
+        metrics = self.evaluate(episodes, seed)
+        self.counters["evaluations"] += 1
+        for key, value in metrics.items():
+            self.log(f"{prefix}/{key}", value, sync_dist=True, prog_bar=key == "normalized_score")
+
+    def evaluation_ready(self) -> bool:
+        """Whether a policy worth evaluating exists yet (e.g. not while only the world model trains)."""
+        return True
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        if self._trainer is not None and self.trainer.state.fn == "fit" and not self.evaluation_ready():
+            return
+        final = self._finished or (self._trainer is not None and self.trainer.state.fn != "fit")
+        self._log_evaluation("eval", self.evaluation.final_episodes if final else self.evaluation.episodes)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._log_evaluation("test", self.evaluation.final_episodes)
+
+    # ---------------------------------------------------------------------------------------------- schedule
+    def finish(self) -> None:
+        """The training schedule is complete: stop after one last (final-size) evaluation."""
+        self._finished = True
+        self.trainer.should_stop = True
+
+    def log_counters(self) -> None:
+        for key, value in self.counters.items():
+            self.log(f"counters/{key}", float(value), prog_bar=key in self.progress_counters)
+
+    #: counters shown in the progress bar
+    progress_counters: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------------------------ seeding / resuming
+    def on_fit_start(self) -> None:
+        if self._restored_rng is not None:
+            _set_rng_state(self._restored_rng)
+            self._restored_rng = None
+        else:
+            # Same seed on every rank made identical initial networks; from here on each rank draws its own
+            # samples (start states, actions, ensemble members) so that DDP averages different data.
+            base = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed() % 2**31))
+            seed = base + 7_919 * self.global_rank
+            torch.manual_seed(seed)
+            np.random.seed(seed % 2**32)
+            random.seed(seed)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["mbmarl_counters"] = dict(self.counters)
+        checkpoint["mbmarl_rng"] = _get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.counters.update(checkpoint.get("mbmarl_counters", {}))
+        self._restored_rng = checkpoint.get("mbmarl_rng")
+
+
+def _get_rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,208 @@
+"""MOMA-PPO: model-based offline multi-agent PPO (Barde et al., AAMAS 2024, Algorithm 1).
+
+Read top to bottom, one training step is one gradient step:
+
+1. **World-model phase** (``world_model_steps`` steps): the centralised Gaussian ensemble (7 members) is fitted to
+   dataset batches; at the end the 5 members with the lowest validation error on the held-out split become the
+   elites used for rollouts.
+2. **Policy phase** (``policy_iterations`` rounds): each round samples ``rollout_starts`` dataset states with their
+   agents' histories, rolls the current policies out for at most ``rollout_length`` steps in the model with the
+   uncertainty-penalised reward and adaptive timeouts, computes timeout-aware GAE, then takes one MAPPO minibatch
+   step per training step for ``epochs`` passes. The per-agent entropy coefficients follow A.1's controller.
+
+Evaluation (greedy, real environment) is the base class's; the run stops after the last round's final evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm
+from lightning_mbmarl.envs import EnvSpec
+from lightning_mbmarl.envs.observation import StateObserver
+from lightning_mbmarl.learners.mappo import MAPPOActorCritic, MAPPOConfig, ppo_loss, update_entropy_alpha
+from lightning_mbmarl.learners.memory import History
+from lightning_mbmarl.learners.minibatches import MinibatchQueue
+from lightning_mbmarl.rollouts.ensemble_rollouts import ensemble_rollouts
+from lightning_mbmarl.world_models.ensemble import (
+    EnsembleConfig,
+    GaussianEnsemble,
+    ensemble_loss,
+    select_elites,
+    validation_errors,
+)
+from lightning_mbmarl.world_models.model_env import EnsembleModelEnv
+
+
+@dataclass
+class MOMAPPOConfig:
+    """The schedule and the model-usage hyperparameters of MOMA-PPO (§3, Algorithm 1)."""
+
+    world_model_steps: int = 20_000  # ensemble gradient steps before policy learning starts
+    world_model_log_interval: int = 1_000  # log held-out errors every this many ensemble steps
+    policy_iterations: int = 500  # rounds of (model rollouts, MAPPO epochs)
+    rollout_length: int = 10  # k: maximum length of a model rollout
+    rollout_starts: int = 200  # b: dataset start states per round (k * b ~ 2000 transitions, A.2)
+    reward_uncertainty_coef: float = 0.05  # lambda_r: penalty weight of eps_r (released code's value)
+    uncertainty_coef: float = 0.1  # lambda_g: penalty weight of eps_g (released code's value)
+    uncertainty_threshold: float = 2.0  # l_eps: rollouts time out once eps_g reaches it (released code's value)
+
+
+class MOMAPPO(MultiAgentAlgorithm):
+    """MOMA-PPO on an :class:`~lightning_mbmarl.data.offline_datamodule.OfflineDataModule`."""
+
+    progress_counters = ("policy_iterations",)
+
+    def __init__(
+        self,
+        env_spec: EnvSpec | dict[str, Any] | None = None,
+        moma: MOMAPPOConfig = MOMAPPOConfig(),
+        world_model: EnsembleConfig = EnsembleConfig(),
+        mappo: MAPPOConfig = MAPPOConfig(),
+        evaluation: EvaluationConfig = EvaluationConfig(),
+    ) -> None:
+        super().__init__(env_spec, evaluation)
+        self.save_hyperparameters_with_spec()
+        spec = self.env_spec
+        self.moma, self.mappo_config = moma, mappo
+        self.observer = StateObserver(spec)
+        ensemble = GaussianEnsemble(spec.state_dim, spec.n_agents * spec.action_dim, world_model)
+        # The bounding box is a placeholder until the dataset's is copied in at the start of fit (then checkpointed).
+        self.model_env = EnsembleModelEnv(
+            ensemble, torch.zeros(spec.state_dim), torch.zeros(spec.state_dim), 0.0, 0.0, moma.uncertainty_threshold
+        )
+        self.actor_critic = MAPPOActorCritic(spec, spec.state_dim, mappo)
+        self.register_buffer("entropy_alpha", torch.full((spec.n_agents,), mappo.initial_entropy_alpha))
+        self.counters.update(world_model_steps=0, policy_iterations=0, policy_updates=0, model_transitions=0)
+        self._queue: MinibatchQueue | None = None
+
+    @property
+    def ensemble(self) -> GaussianEnsemble:
+        return self.model_env.model
+
+    @property
+    def history_length(self) -> int:
+        return self.mappo_config.memory_length
+
+    def act(self, obs: torch.Tensor, avail: torch.Tensor, history: History, greedy: bool) -> torch.Tensor:
+        return self.actor_critic.act(obs, avail, *history, greedy=greedy)[0]
+
+    def evaluation_ready(self) -> bool:
+        return self.counters["world_model_steps"] >= self.moma.world_model_steps
+
+    def configure_optimizers(self):
+        wm = self.ensemble.config
+        return [
+            torch.optim.Adam(self.ensemble.parameters(), lr=wm.learning_rate, weight_decay=wm.weight_decay),
+            torch.optim.Adam(self.actor_critic.parameter_groups()),
+        ]
+
+    # --------------------------------------------------------------------------------------------- set-up
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if self.counters["world_model_steps"] == 0:
+            datamodule = self.trainer.datamodule
+            bounds = datamodule.bounds()
+            env = self.model_env
+            env.state_low.copy_(bounds["state_low"])
+            env.state_high.copy_(bounds["state_high"])
+            env.reward_low.copy_(bounds["reward_low"])
+            env.reward_high.copy_(bounds["reward_high"])
+            reference = datamodule.validation_batch()
+            self.ensemble.fit_normalizer(
+                reference["state"].to(self.device), reference["action_features"].flatten(-2).to(self.device)
+            )
+
+    # ------------------------------------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        if self.counters["world_model_steps"] < self.moma.world_model_steps:
+            self._world_model_step(batch)
+        else:
+            self._policy_step()
+        self.log_counters()
+
+    def _world_model_step(self, batch: dict[str, torch.Tensor]) -> None:
+        optimizer = self.optimizers()[0]
+        losses = ensemble_loss(self.ensemble, batch)
+        _check_finite(losses["loss"], "world-model loss", self.counters["world_model_steps"])
+        optimizer.zero_grad()
+        self.manual_backward(losses["loss"])
+        optimizer.step()
+        self.counters["world_model_steps"] += 1
+        step = self.counters["world_model_steps"]
+        self.log_dict({f"world_model/{k}": v.mean() for k, v in losses.items()})
+        if step % self.moma.world_model_log_interval == 0 or step == self.moma.world_model_steps:
+            errors = self._validation_errors()
+            self.log("world_model/validation_error", errors.mean(), sync_dist=True)
+            if step == self.moma.world_model_steps:
+                elites = select_elites(errors, self.ensemble.config.elites)
+                self.ensemble.set_elites(elites)
+                self.log("world_model/elite_validation_error", errors[elites].mean(), sync_dist=True)
+
+    @torch.no_grad()
+    def _validation_errors(self) -> torch.Tensor:
+        """Per-member held-out error [E] (identical on every rank: same split, same synchronised weights)."""
+        batch = {k: v.to(self.device) for k, v in self.trainer.datamodule.validation_batch().items()}
+        return validation_errors(self.ensemble, batch)
+
+    def _policy_step(self) -> None:
+        if self._queue is None or self._queue.exhausted:
+            self._queue = self._generate_rollouts()
+        minibatch = {k: v.to(self.device) for k, v in self._queue.pop().items()}
+        optimizer = self.optimizers()[1]
+        losses = ppo_loss(self.actor_critic, minibatch, self.entropy_alpha, self.mappo_config)
+        _check_finite(losses["loss"], "MAPPO loss", self.counters["policy_updates"])
+        optimizer.zero_grad()
+        self.manual_backward(losses["loss"])
+        self.clip_gradients(optimizer, gradient_clip_val=self.mappo_config.max_grad_norm, gradient_clip_algorithm="norm")
+        optimizer.step()
+        # Every rank must move alpha identically: average the entropy estimates first.
+        agent_entropy = self.trainer.strategy.reduce(losses["agent_entropy"], reduce_op="mean")
+        self.entropy_alpha.copy_(update_entropy_alpha(
+            self.entropy_alpha, agent_entropy, self.mappo_config.entropy_target, self.mappo_config.entropy_coef_lr))
+        self.counters["policy_updates"] += 1
+        self.log_dict({f"mappo/{k}": v for k, v in losses.items() if v.dim() == 0})
+        self.log("mappo/entropy_alpha", self.entropy_alpha.mean())
+        if self._queue.exhausted:
+            self.counters["policy_iterations"] += 1
+            if self.counters["policy_iterations"] >= self.moma.policy_iterations:
+                self.finish()
+
+    @torch.no_grad()
+    def _generate_rollouts(self) -> MinibatchQueue:
+        generator = torch.Generator().manual_seed(int(torch.randint(2**62, (1,))))
+        start = self.trainer.datamodule.sample_start_states(self.moma.rollout_starts, generator)
+        start = {k: v.to(self.device) for k, v in start.items()}
+        transitions, stats = ensemble_rollouts(
+            self.actor_critic, self.model_env, self.observer, self.env_spec, start,
+            horizon=self.moma.rollout_length,
+            reward_uncertainty_coef=self.moma.reward_uncertainty_coef,
+            uncertainty_coef=self.moma.uncertainty_coef,
+            gamma=self.mappo_config.gamma,
+            gae_lambda=self.mappo_config.gae_lambda,
+        )
+        self.counters["model_transitions"] += int(transitions["state"].shape[0])
+        self.log_dict({f"rollouts/{k}": v for k, v in stats.items()})
+        return MinibatchQueue(transitions, self.mappo_config.minibatch_size, self.mappo_config.epochs)
+
+    # ------------------------------------------------------------------------------------------ resuming
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self._queue is not None and not self._queue.exhausted:
+            checkpoint["moma_rollout_queue"] = self._queue.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if "moma_rollout_queue" in checkpoint:
+            self._queue = MinibatchQueue.from_state_dict(checkpoint["moma_rollout_queue"])
+
+
+def _check_finite(loss: torch.Tensor, what: str, step: int) -> None:
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"{what} is {loss.item()} at update {step}: training diverged. Lower the learning rate, check the "
+            "dataset for extreme values (`python -m lightning_mbmarl dataset info FILE`), or use precision 32."
+        )

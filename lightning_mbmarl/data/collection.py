@@ -1,0 +1,121 @@
+"""Rolling out a team policy in the real environment and recording the transitions as an offline dataset."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from lightning_mbmarl.data.hdf5_format import FORMAT_VERSION, OfflineDataset
+from lightning_mbmarl.envs import EnvConfig, EnvSpec, StepResult, TeamObservation, make_vector_env
+
+# A team policy: (observations of B environment copies, random generator) -> team actions
+# (int64 [B, N] for discrete actions, float32 [B, N, action_dim] for continuous).
+TeamPolicy = Callable[[TeamObservation, np.random.Generator], np.ndarray]
+
+
+def icg_dataset_policy(p_right: tuple[float, float]) -> TeamPolicy:
+    """The Iterated Coordination Game's dataset policy: agent ``i`` picks right (1) with probability ``p_right[i]``."""
+    p = np.asarray(p_right, np.float64)
+
+    def policy(team: TeamObservation, rng: np.random.Generator) -> np.ndarray:
+        return (rng.random((team.obs.shape[0], p.size)) < p).astype(np.int64)
+
+    return policy
+
+
+def _step_record(
+    team: TeamObservation, actions: np.ndarray, result: StepResult, spec: EnvSpec
+) -> dict[str, np.ndarray]:
+    """One vector step as arrays with a leading copy axis ``B``.
+
+    The environment does not report the availability mask of a final observation; where a copy ended, every
+    real (non-padded) action is marked available there.
+    """
+    done = result.done[:, None, None]
+    return {
+        "observations": team.obs,
+        "states": team.state,
+        "available_actions": team.avail,
+        "actions": actions.astype(np.int64 if spec.discrete else np.float32),
+        "rewards": result.reward,
+        "agent_rewards": result.agent_rewards,
+        "terminals": result.terminated,
+        "timeouts": result.truncated,
+        "next_observations": result.final_obs,
+        "next_states": result.final_state,
+        "next_available_actions": np.where(done, spec.action_mask()[None], result.next.avail),
+    }
+
+
+def _episode_rows(done: np.ndarray, quotas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(step, copy)`` indices [T] of each copy's first ``quotas[b]`` episodes, copy after copy.
+
+    ``done``: bool [steps, B]. Each copy's episodes are consecutive in time, so its rows up to the end of its
+    last kept episode list those episodes one after another.
+    """
+    lengths = np.array([np.flatnonzero(done[:, b])[q - 1] + 1 for b, q in enumerate(quotas)])
+    steps = np.concatenate([np.arange(n) for n in lengths])
+    copies = np.repeat(np.arange(len(quotas)), lengths)
+    return steps, copies
+
+
+def _common_infos(infos: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Info keys every step reported as numeric / bool arrays, stacked to ``[steps, B]``; other keys are dropped."""
+    keys = set.intersection(*(set(info) for info in infos))
+    return {
+        key: np.stack([info[key] for info in infos])
+        for key in sorted(keys)
+        if all(info[key].dtype.kind in "biuf" for info in infos)
+    }
+
+
+def collect_dataset(
+    env_config: EnvConfig,
+    policy: TeamPolicy,
+    episodes: int,
+    seed: int,
+    num_envs: int = 16,
+    *,
+    produced_by: str,
+) -> OfflineDataset:
+    """Run ``policy`` for ``episodes`` complete episodes in ``num_envs`` environment copies.
+
+    Copy ``b`` is reset with seed ``seed + b`` and runs a fixed share of the episodes (so episode lengths are not
+    biased towards short ones); the policy draws from ``np.random.default_rng(seed)``. Each episode's
+    transitions are contiguous in the result. ``produced_by`` describes the policy in the metadata.
+    """
+    if episodes < 1:
+        raise ValueError(f"collect_dataset: episodes must be >= 1, got {episodes}")
+    num_envs = min(num_envs, episodes)
+    quotas = np.full(num_envs, episodes // num_envs) + (np.arange(num_envs) < episodes % num_envs)
+    env = make_vector_env(env_config, num_envs)
+    spec, rng = env.spec, np.random.default_rng(seed)
+    records, infos = [], []
+    finished = np.zeros(num_envs, np.int64)
+    try:
+        team = env.reset(seed)
+        while (finished < quotas).any():
+            actions = np.asarray(policy(team, rng))
+            result = env.step(actions)
+            records.append(_step_record(team, actions, result, spec))
+            infos.append(result.info)
+            finished += result.done
+            team = result.next
+    finally:
+        env.close()
+    columns = {key: np.stack([r[key] for r in records]) for key in records[0]}
+    rows = _episode_rows(columns["terminals"] | columns["timeouts"], quotas)
+    return OfflineDataset(
+        **{key: value[rows] for key, value in columns.items()},
+        infos={key: value[rows] for key, value in _common_infos(infos).items()},
+        metadata={
+            "env_spec": spec.to_dict(),
+            "env_config": {"name": env_config.name, "kwargs": dict(env_config.kwargs)},
+            "produced_by": produced_by,
+            "format_version": FORMAT_VERSION,
+            "agent_order": list(spec.agent_names),
+            "episodes": episodes,
+            "seed": seed,
+        },
+    )

@@ -1,0 +1,1 @@
+"""Rollouts of policies inside learned world models."""
