@@ -127,7 +127,7 @@ class MOMAPPO(MultiAgentAlgorithm):
     def _world_model_step(self, batch: dict[str, torch.Tensor]) -> None:
         optimizer = self.optimizers()[0]
         losses = ensemble_loss(self.ensemble, batch)
-        _check_finite(losses["loss"], "world-model loss", self.counters["world_model_steps"])
+        check_finite(losses["loss"], "world-model loss", self.counters["world_model_steps"])
         optimizer.zero_grad()
         self.manual_backward(losses["loss"])
         optimizer.step()
@@ -154,7 +154,7 @@ class MOMAPPO(MultiAgentAlgorithm):
         minibatch = {k: v.to(self.device) for k, v in self._queue.pop().items()}
         optimizer = self.optimizers()[1]
         losses = ppo_loss(self.actor_critic, minibatch, self.entropy_alpha, self.mappo_config)
-        _check_finite(losses["loss"], "MAPPO loss", self.counters["policy_updates"])
+        check_finite(losses["loss"], "MAPPO loss", self.counters["policy_updates"])
         optimizer.zero_grad()
         self.manual_backward(losses["loss"])
         self.clip_gradients(optimizer, gradient_clip_val=self.mappo_config.max_grad_norm, gradient_clip_algorithm="norm")
@@ -200,7 +200,7 @@ class MOMAPPO(MultiAgentAlgorithm):
             self._queue = MinibatchQueue.from_state_dict(checkpoint["moma_rollout_queue"])
 
 
-def _check_finite(loss: torch.Tensor, what: str, step: int) -> None:
+def check_finite(loss: torch.Tensor, what: str, step: int) -> None:
     if not torch.isfinite(loss):
         raise FloatingPointError(
             f"{what} is {loss.item()} at update {step}: training diverged. Lower the learning rate, check the "
