@@ -98,12 +98,18 @@ def main(argv: list[str] | None = None) -> int:
         from lightning_mbmarl.data.dataset_tool import main as dataset_main
 
         return dataset_main(words[1:])
-    MBMARLCLI(
-        args=argv,  # None: LightningCLI reads sys.argv itself
+    build_cli(argv)  # None: LightningCLI reads sys.argv itself
+    return 0
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> MBMARLCLI:
+    """The package's LightningCLI; ``run=False`` only parses and instantiates (config checks, notebooks)."""
+    return MBMARLCLI(
+        args=args,
+        run=run,
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": False},
         parser_kwargs={"parser_mode": "omegaconf"},
         auto_configure_optimizers=False,
     )
-    return 0

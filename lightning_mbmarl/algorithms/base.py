@@ -11,10 +11,11 @@ when training finishes) and in ``test_step``: the data module's validation/test 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning as L
 import numpy as np
@@ -24,6 +25,22 @@ from lightning_mbmarl.data.encoding import encode_actions
 from lightning_mbmarl.envs import EnvConfig, EnvSpec, make_vector_env
 from lightning_mbmarl.learners.memory import History, empty_history, push_history
 from lightning_mbmarl.reference_scores import REFERENCE_SCORES, normalized_score
+
+
+ConfigT = TypeVar("ConfigT")
+
+
+def as_config(value: ConfigT | dict[str, Any], cls: type[ConfigT]) -> ConfigT:
+    """A config dataclass from itself or from the dict a checkpoint stored (see ``save_config_hyperparameters``)."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(value) - fields)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown option(s) {unknown}; valid options: {sorted(fields)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+    raise TypeError(f"expected {cls.__name__} or a dict of its fields, got {type(value).__name__}")
 
 
 @dataclass
@@ -49,15 +66,19 @@ class MultiAgentAlgorithm(L.LightningModule):
                 "from the data module, or pass lightning_mbmarl.envs.env_spec(EnvConfig(...))"
             )
         self.env_spec = env_spec if isinstance(env_spec, EnvSpec) else EnvSpec.from_dict(env_spec)
-        self.evaluation = evaluation
+        self.evaluation = as_config(evaluation, EvaluationConfig)
         self.automatic_optimization = False
         self.counters = {"evaluations": 0}
         self._finished = False
         self._restored_rng: dict[str, Any] | None = None
 
-    def save_hyperparameters_with_spec(self) -> None:
-        """``save_hyperparameters`` with the spec stored as a plain dict (checkpoints and hparams.yaml stay portable)."""
+    def save_config_hyperparameters(self) -> None:
+        """``save_hyperparameters`` with the spec and every dataclass config stored as plain dicts, so checkpoints
+        load with ``torch.load(weights_only=True)`` and ``hparams.yaml`` stays readable."""
         self.save_hyperparameters(ignore=["env_spec"])
+        for key, value in list(self.hparams.items()):
+            if dataclasses.is_dataclass(value):
+                self.hparams[key] = dataclasses.asdict(value)
         self.hparams["env_spec"] = self.env_spec.to_dict()
 
     # ----------------------------------------------------------------------------------------------- acting
@@ -188,7 +209,15 @@ class MultiAgentAlgorithm(L.LightningModule):
 
 
 def _get_rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Random-number states as tensors and plain numbers (loadable with ``weights_only=True``)."""
+    kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    version, python_state, gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                  "has_gauss": int(has_gauss), "cached_gauss": float(cached_gauss)},
+        "python": {"version": version, "state": torch.tensor(python_state, dtype=torch.int64), "gauss": gauss},
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -196,7 +225,10 @@ def _get_rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["position"], n["has_gauss"],
+                         n["cached_gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(x) for x in p["state"].tolist()), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm
+from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
 from lightning_mbmarl.algorithms.moma_ppo import check_finite
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.actor import Actor
@@ -44,8 +44,8 @@ class IBC(MultiAgentAlgorithm):
         evaluation: EvaluationConfig = EvaluationConfig(),
     ) -> None:
         super().__init__(env_spec, evaluation)
-        self.save_hyperparameters_with_spec()
-        self.config = ibc
+        self.save_config_hyperparameters()
+        self.config = ibc = as_config(ibc, IBCConfig)
         self.actor = Actor(self.env_spec, ibc.hidden, memory_length=ibc.memory_length, memory_dim=ibc.memory_dim)
         self.counters.update(updates=0)
 

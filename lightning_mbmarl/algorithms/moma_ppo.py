@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm
+from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.envs.observation import StateObserver
 from lightning_mbmarl.learners.mappo import MAPPOActorCritic, MAPPOConfig, ppo_loss, update_entropy_alpha
@@ -65,8 +65,10 @@ class MOMAPPO(MultiAgentAlgorithm):
         evaluation: EvaluationConfig = EvaluationConfig(),
     ) -> None:
         super().__init__(env_spec, evaluation)
-        self.save_hyperparameters_with_spec()
+        self.save_config_hyperparameters()
         spec = self.env_spec
+        moma, world_model = as_config(moma, MOMAPPOConfig), as_config(world_model, EnsembleConfig)
+        mappo = as_config(mappo, MAPPOConfig)
         self.moma, self.mappo_config = moma, mappo
         self.observer = StateObserver(spec)
         ensemble = GaussianEnsemble(spec.state_dim, spec.n_agents * spec.action_dim, world_model)

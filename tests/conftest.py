@@ -1,0 +1,52 @@
+"""Shared test helpers: running the real command line in a fresh process."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m lightning_mbmarl ARGS`` in a fresh process (one thread, no progress bar noise)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "lightning_mbmarl", *args],
+        cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def metrics(run_dir: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(open(run_dir / "metrics.csv")))
+
+
+def last_value(run_dir: Path, key: str) -> float:
+    values = [float(r[key]) for r in metrics(run_dir) if r.get(key)]
+    assert values, f"{key} was never logged in {run_dir}"
+    return values[-1]
+
+
+@pytest.fixture
+def cli():
+    """:func:`run_cli`, for tests (tests/ is not a package, so helpers are handed out as fixtures)."""
+    return run_cli
+
+
+@pytest.fixture
+def read_metric():
+    """:func:`last_value`: the last logged value of a metric in a run folder."""
+    return last_value
+
+
+@pytest.fixture
+def quiet_cli_args(tmp_path: Path) -> list[str]:
+    """Options every CLI test passes: its own output folder, no progress bar."""
+    return [f"--output_dir={tmp_path / 'outputs'}", "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false"]
