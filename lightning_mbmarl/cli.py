@@ -77,10 +77,13 @@ class MBMARLCLI(LightningCLI):
                 _class_config("lightning.pytorch.loggers.CSVLogger", save_dir=run_dir, name="", version=""),
             ]
         callbacks = list(config.trainer.get("callbacks") or [])
-        if not any(str(c.get("class_path", "")).endswith("ModelCheckpoint") for c in callbacks):
+        present = {str(c.get("class_path", "")).rsplit(".", 1)[-1] for c in callbacks}
+        if "ModelCheckpoint" not in present:
             # last.ckpt after every evaluation and at the end: what resuming and notebooks load.
             callbacks.append(_class_config("lightning.pytorch.callbacks.ModelCheckpoint", save_last=True, save_top_k=0))
-            config.trainer.callbacks = callbacks
+        if "LearningCurvePlot" not in present:
+            callbacks.append(_class_config("lightning_mbmarl.callbacks.learning_curve.LearningCurvePlot"))
+        config.trainer.callbacks = callbacks
 
     @staticmethod
     def _experiment_from_config_file(config) -> str:

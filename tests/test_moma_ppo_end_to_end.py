@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from lightning_mbmarl.algorithms.moma_ppo import MOMAPPO
+from lightning_mbmarl.envs import EnvConfig
+
 pytestmark = pytest.mark.slow
 
 
@@ -23,7 +26,10 @@ def test_moma_ppo_solves_the_unfavorable_dataset(tmp_path, cli, read_metric, qui
     run = _run_dir(tmp_path / "outputs", "moma_icg_unfavorable")
     assert read_metric(run, "eval/normalized_score") >= 0.95
     assert read_metric(run, "counters/policy_iterations") == 30
-    assert (run / "checkpoints" / "last.ckpt").exists() and (run / "config.yaml").exists()
+    assert (run / "config.yaml").exists() and (run / "plots" / "eval_normalized_score.png").exists()
+    # A notebook loads the checkpoint with no trainer and evaluates it in the real environment.
+    model = MOMAPPO.load_from_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert model.evaluate(episodes=10, seed=0, env_config=EnvConfig("icg", {"episode_length": 10}))["normalized_score"] >= 0.95
 
 
 def test_ibc_fails_on_the_unfavorable_dataset(tmp_path, cli, read_metric, quiet_cli_args):

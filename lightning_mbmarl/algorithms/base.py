@@ -21,9 +21,9 @@ import lightning as L
 import numpy as np
 import torch
 
-from lightning_mbmarl.data.encoding import encode_actions
+from lightning_mbmarl.data.env_runner import EnvRunner, FinishedEpisode, summarize_episodes
 from lightning_mbmarl.envs import EnvConfig, EnvSpec, make_vector_env
-from lightning_mbmarl.learners.memory import History, empty_history, push_history
+from lightning_mbmarl.learners.memory import History
 from lightning_mbmarl.reference_scores import REFERENCE_SCORES, normalized_score
 
 
@@ -110,46 +110,27 @@ class MultiAgentAlgorithm(L.LightningModule):
         """Run ``episodes`` greedy episodes in the real environment (one environment copy each, stepped together).
 
         Returns mean ``return``, ``normalized_score`` (when the environment has reference scores), ``length``,
-        and the mean of any boolean episode flag the environment reports (e.g. ``won``).
+        and the rate of every boolean episode flag the environment reports (e.g. ``won_rate``).
         """
         config = self._env_config(env_config)
-        spec = self.env_spec
         env = make_vector_env(config, episodes)
+        was_training = self.training
+        self.eval()
         try:
-            team = env.reset(seed)
-            H = self.history_length
-            history = empty_history(episodes, spec.n_agents, H, spec.obs_dim, spec.action_dim, self.device)
-            returns = np.zeros(episodes)
-            lengths = np.zeros(episodes, dtype=np.int64)
-            running = np.ones(episodes, dtype=bool)
-            flags: dict[str, np.ndarray] = {}
-            was_training = self.training
-            self.eval()
-            while running.any():
-                obs = torch.as_tensor(team.obs, device=self.device)
-                avail = torch.as_tensor(team.avail, device=self.device)
-                actions = self.act(obs, avail, history, greedy=True)
-                result = env.step(actions.cpu().numpy())
-                returns += result.reward * running
-                lengths += running
-                for key, value in result.info.items():
-                    if value.dtype == bool:
-                        flags.setdefault(key, np.zeros(episodes, dtype=bool))
-                        flags[key] |= value & running & result.done
-                running &= ~result.done
-                if H:
-                    history = push_history(*history, obs, encode_actions(actions, spec))
-                    restart = torch.as_tensor(result.done, device=self.device)
-                    history = tuple(h.masked_fill(restart.view(-1, *[1] * (h.dim() - 1)), 0) for h in history)
-                team = result.next
-            self.train(was_training)
+            runner = EnvRunner(env, self.history_length, seed, self.device)
+            first_episode: dict[int, FinishedEpisode] = {}
+            while len(first_episode) < episodes:
+                _, finished = runner.step(lambda obs, avail, history: self.act(obs, avail, history, greedy=True))
+                for episode in finished:
+                    first_episode.setdefault(episode.copy, episode)
         finally:
             env.close()
-        metrics = {"return": float(returns.mean()), "length": float(lengths.mean())}
+            self.train(was_training)
+        results = list(first_episode.values())
+        metrics = {k.removeprefix("episode_"): v for k, v in summarize_episodes(results).items()}
         if config.name in REFERENCE_SCORES:
             metrics["normalized_score"] = float(np.mean(
-                [normalized_score(config.name, r, n) for r, n in zip(returns, lengths)]))
-        metrics.update({f"{k}_rate": float(v.mean()) for k, v in flags.items()})
+                [normalized_score(config.name, e.episode_return, e.length) for e in results]))
         return metrics
 
     def _log_evaluation(self, prefix: str, episodes: int) -> None:

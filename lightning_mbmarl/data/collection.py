@@ -27,12 +27,7 @@ def icg_dataset_policy(p_right: tuple[float, float]) -> TeamPolicy:
 def _step_record(
     team: TeamObservation, actions: np.ndarray, result: StepResult, spec: EnvSpec
 ) -> dict[str, np.ndarray]:
-    """One vector step as arrays with a leading copy axis ``B``.
-
-    The environment does not report the availability mask of a final observation; where a copy ended, every
-    real (non-padded) action is marked available there.
-    """
-    done = result.done[:, None, None]
+    """One vector step as arrays with a leading copy axis ``B``."""
     return {
         "observations": team.obs,
         "states": team.state,
@@ -44,7 +39,7 @@ def _step_record(
         "timeouts": result.truncated,
         "next_observations": result.final_obs,
         "next_states": result.final_state,
-        "next_available_actions": np.where(done, spec.action_mask()[None], result.next.avail),
+        "next_available_actions": result.final_avail,
     }
 
 

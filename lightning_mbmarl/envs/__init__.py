@@ -8,11 +8,22 @@ from typing import Any, Callable
 from lightning_mbmarl.envs.base import EnvSpec, MultiAgentEnv, StepResult, TeamObservation, VectorMultiAgentEnv
 
 _FACTORIES: dict[str, Callable[..., MultiAgentEnv]] = {}
+_VECTOR_FACTORIES: dict[str, Callable[..., VectorMultiAgentEnv]] = {}
 
 
-def register_env(name: str, factory: Callable[..., MultiAgentEnv]) -> None:
-    """Make ``factory(**kwargs)`` available as environment ``name``."""
+def register_env(
+    name: str,
+    factory: Callable[..., MultiAgentEnv],
+    vector_factory: Callable[..., VectorMultiAgentEnv] | None = None,
+) -> None:
+    """Make ``factory(**kwargs)`` available as environment ``name``.
+
+    ``vector_factory(num_envs, **kwargs)``, when given, builds a natively batched version (e.g. ``jax.vmap``) that
+    :func:`make_vector_env` uses instead of stepping ``num_envs`` single copies one after another.
+    """
     _FACTORIES[name] = factory
+    if vector_factory is not None:
+        _VECTOR_FACTORIES[name] = vector_factory
 
 
 def _register_builtin() -> None:
@@ -45,6 +56,8 @@ def make_env(config: EnvConfig) -> MultiAgentEnv:
 
 def make_vector_env(config: EnvConfig, num_envs: int) -> VectorMultiAgentEnv:
     """``num_envs`` copies of the environment stepped together."""
+    if config.name in _VECTOR_FACTORIES:
+        return _VECTOR_FACTORIES[config.name](num_envs, **config.kwargs)
     return VectorMultiAgentEnv([make_env(config) for _ in range(num_envs)])
 
 

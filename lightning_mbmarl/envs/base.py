@@ -148,6 +148,7 @@ class StepResult:
     next:          TeamObservation the copies are in now (a fresh episode where a copy just ended)
     final_obs:     float32 [B, N, obs_dim] the true next observation (equals ``next.obs`` where not done)
     final_state:   float32 [B, state_dim]  the true next state
+    final_avail:   bool [B, N, action_dim] the true next availability mask
     reward:        float32 [B]              team reward
     agent_rewards: float32 [B, N]           per-agent rewards (the team reward repeated where there are none)
     terminated:    bool [B]                 absorbing state reached
@@ -158,6 +159,7 @@ class StepResult:
     next: TeamObservation
     final_obs: np.ndarray
     final_state: np.ndarray
+    final_avail: np.ndarray
     reward: np.ndarray
     agent_rewards: np.ndarray
     terminated: np.ndarray
@@ -214,7 +216,7 @@ class VectorMultiAgentEnv:
             self.num_envs, self.spec.n_agents, self.spec.action_dim)
         if tuple(actions.shape) != expected:
             raise ValueError(f"{self.spec.name}: actions must have shape {expected}, got {tuple(actions.shape)}")
-        obs, state, avail, final_obs, final_state = [], [], [], [], []
+        obs, state, avail, final_obs, final_state, final_avail = [], [], [], [], [], []
         reward = np.zeros(self.num_envs, np.float32)
         agent_rewards = np.zeros((self.num_envs, self.spec.n_agents), np.float32)
         terminated = np.zeros(self.num_envs, bool)
@@ -224,6 +226,7 @@ class VectorMultiAgentEnv:
             o, s, a, r, ar, term, trunc, info = env.step(actions[b])
             final_obs.append(o)
             final_state.append(s)
+            final_avail.append(a)
             reward[b], agent_rewards[b], terminated[b], truncated[b] = r, ar, term, trunc and not term
             for key, value in info.items():
                 infos.setdefault(key, [None] * self.num_envs)[b] = value
@@ -236,6 +239,7 @@ class VectorMultiAgentEnv:
             next=TeamObservation(np.stack(obs), np.stack(state), np.stack(avail)),
             final_obs=np.stack(final_obs),
             final_state=np.stack(final_state),
+            final_avail=np.stack(final_avail),
             reward=reward,
             agent_rewards=agent_rewards,
             terminated=terminated,

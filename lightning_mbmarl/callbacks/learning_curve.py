@@ -1,0 +1,53 @@
+"""Plot of the evaluation score against training progress, written into the run folder after every evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
+
+
+class LearningCurvePlot(L.Callback):
+    """Writes ``<run folder>/plots/<metric>.png``: ``metric`` (default ``eval/normalized_score``, else
+    ``eval/return``) against the counter ``x_axis`` (default ``global_step``; online methods use ``env_steps``)."""
+
+    def __init__(self, metric: str = "eval/normalized_score", x_axis: str = "global_step") -> None:
+        self.metric, self.x_axis = metric, x_axis
+        self.points: list[tuple[float, float]] = []
+
+    def _x(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float:
+        counters = getattr(pl_module, "counters", {})
+        return float(counters[self.x_axis]) if self.x_axis in counters else float(trainer.global_step)
+
+    @rank_zero_only
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        name = self.metric if self.metric in metrics else "eval/return"
+        if name not in metrics or trainer.sanity_checking:
+            return
+        self.points.append((self._x(trainer, pl_module), float(metrics[name])))
+        self._plot(Path(trainer.log_dir or trainer.default_root_dir) / "plots", name)
+
+    def _plot(self, folder: Path, name: str) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        folder.mkdir(parents=True, exist_ok=True)
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        xs, ys = zip(*self.points)
+        ax.plot(xs, ys, marker="o")
+        ax.set_xlabel(self.x_axis)
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(folder / f"{name.replace('/', '_')}.png", dpi=100)
+        plt.close(fig)
+
+    def state_dict(self) -> dict:
+        return {"points": self.points}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.points = list(state_dict.get("points", []))

@@ -1,0 +1,127 @@
+"""Replay storage for online methods: transitions of ``E`` environment copies, kept time-major per copy so that
+both random transitions and fixed-length sequences (for sequence world models) can be sampled.
+
+Storage is a ring of ``capacity`` steps per copy, ``[capacity, E, ...]`` tensors on the CPU. Each stored step holds
+what the team saw (``obs``, ``state``, ``avail``), what it did (``action``), what followed (``reward``,
+``agent_rewards``, ``terminated``, ``truncated``) and the true next observation (``next_obs``, ``next_state``,
+``next_avail``: after an episode ends the next *row* belongs to a new episode, so the true next one is kept apart).
+``is_first`` marks the first step of an episode (sequence models reset their recurrent state there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lightning_mbmarl.data.encoding import encode_actions
+from lightning_mbmarl.envs.base import EnvSpec
+
+
+@dataclass
+class StepRecord:
+    """One step of ``E`` copies (tensors with leading ``E``) as :meth:`ReplayBuffer.add` takes it."""
+
+    obs: torch.Tensor  # [E, N, O]
+    state: torch.Tensor  # [E, S]
+    avail: torch.Tensor  # bool [E, N, A]
+    action: torch.Tensor  # int64 [E, N] or float [E, N, A]
+    reward: torch.Tensor  # [E]
+    agent_rewards: torch.Tensor  # [E, N]
+    terminated: torch.Tensor  # bool [E]
+    truncated: torch.Tensor  # bool [E]
+    next_obs: torch.Tensor  # [E, N, O]
+    next_state: torch.Tensor  # [E, S]
+    next_avail: torch.Tensor  # bool [E, N, A]
+    is_first: torch.Tensor  # bool [E]
+
+
+def _field_shapes(spec: EnvSpec) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    n, o, a, s = spec.n_agents, spec.obs_dim, spec.action_dim, spec.state_dim
+    action = ((n,), torch.int64) if spec.discrete else ((n, a), torch.float32)
+    return {
+        "obs": ((n, o), torch.float32), "state": ((s,), torch.float32), "avail": ((n, a), torch.bool),
+        "action": action, "reward": ((), torch.float32), "agent_rewards": ((n,), torch.float32),
+        "terminated": ((), torch.bool), "truncated": ((), torch.bool),
+        "next_obs": ((n, o), torch.float32), "next_state": ((s,), torch.float32), "next_avail": ((n, a), torch.bool),
+        "is_first": ((), torch.bool),
+    }
+
+
+class ReplayBuffer:
+    """Ring buffer of the last ``capacity`` steps of each of ``num_envs`` environment copies.
+
+    :meth:`sample` returns random transitions as a flat batch ``[B, ...]``; :meth:`sample_sequences` returns
+    ``[B, L, ...]`` windows of ``L`` consecutive steps of one copy (windows may span episode boundaries; ``is_first``
+    and ``terminated`` say where). Both add ``action_features`` (one-hot / raw actions) and the float flags
+    ``terminal`` and ``timeout`` (= truncated) that losses read.
+    """
+
+    def __init__(self, spec: EnvSpec, capacity: int, num_envs: int) -> None:
+        if capacity < 1 or num_envs < 1:
+            raise ValueError(f"ReplayBuffer needs capacity >= 1 and num_envs >= 1, got {capacity}, {num_envs}")
+        self.spec, self.capacity, self.num_envs = spec, capacity, num_envs
+        self.storage = {
+            key: torch.zeros((capacity, num_envs, *shape), dtype=dtype) for key, (shape, dtype) in _field_shapes(spec).items()
+        }
+        self.position = 0  # next row to write
+        self.size = 0  # rows filled (<= capacity)
+
+    def __len__(self) -> int:
+        """Number of stored transitions (all copies)."""
+        return self.size * self.num_envs
+
+    def add(self, record: StepRecord) -> None:
+        for key, store in self.storage.items():
+            value = getattr(record, key)
+            if value.shape != store.shape[1:]:
+                raise ValueError(f"ReplayBuffer.add: {key} must have shape {tuple(store.shape[1:])}, got {tuple(value.shape)}")
+            store[self.position] = value.to(store.dtype)
+        self.position = (self.position + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def _rows(self, oldest_offset: torch.Tensor) -> torch.Tensor:
+        """Storage rows of steps ``oldest_offset`` steps after the oldest stored one."""
+        oldest = self.position - self.size if self.size < self.capacity else self.position
+        return (oldest + oldest_offset) % self.capacity
+
+    def _finish(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        batch["action_features"] = encode_actions(batch["action"], self.spec)
+        batch["terminal"] = batch["terminated"].float()
+        batch["timeout"] = batch["truncated"].float()
+        return batch
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None, recent: int | None = None) -> dict[str, torch.Tensor]:
+        """``batch_size`` random transitions; ``recent`` restricts them to the newest ``recent`` steps of each copy."""
+        if self.size == 0:
+            raise RuntimeError("ReplayBuffer.sample: the buffer is empty; collect environment steps first")
+        window = self.size if recent is None else max(1, min(recent, self.size))
+        offsets = torch.randint(self.size - window, self.size, (batch_size,), generator=generator)
+        envs = torch.randint(self.num_envs, (batch_size,), generator=generator)
+        rows = self._rows(offsets)
+        return self._finish({key: store[rows, envs] for key, store in self.storage.items()})
+
+    def sample_sequences(self, batch_size: int, length: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """``batch_size`` windows of ``length`` consecutive steps of one copy each: tensors ``[B, L, ...]``."""
+        if self.size < length:
+            raise RuntimeError(f"ReplayBuffer.sample_sequences: {self.size} steps stored per copy, need >= {length}")
+        starts = torch.randint(0, self.size - length + 1, (batch_size,), generator=generator)
+        envs = torch.randint(self.num_envs, (batch_size,), generator=generator)
+        rows = self._rows(starts.unsqueeze(1) + torch.arange(length))  # [B, L]
+        return self._finish({key: store[rows, envs.unsqueeze(1)] for key, store in self.storage.items()})
+
+    def state_dict(self) -> dict[str, Any]:
+        """Only the filled rows, oldest first (a resumed buffer continues as if never saved)."""
+        rows = self._rows(torch.arange(self.size))
+        return {"storage": {k: v[rows].clone() for k, v in self.storage.items()}, "capacity": self.capacity,
+                "num_envs": self.num_envs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["num_envs"] != self.num_envs:
+            raise ValueError(f"replay buffer saved with {state['num_envs']} environment copies, this run has "
+                             f"{self.num_envs}: resume with the same data.init_args.num_envs")
+        size = min(next(iter(state["storage"].values())).shape[0], self.capacity)
+        for key, store in self.storage.items():
+            store[:size] = state["storage"][key][-size:]
+        self.size, self.position = size, size % self.capacity
