@@ -10,15 +10,22 @@ from lightning.pytorch.utilities import rank_zero_only
 
 class LearningCurvePlot(L.Callback):
     """Writes ``<run folder>/plots/<metric>.png``: ``metric`` (default ``eval/normalized_score``, else
-    ``eval/return``) against the counter ``x_axis`` (default ``global_step``; online methods use ``env_steps``)."""
+    ``eval/return``) against the module counter ``x_axis`` (default: ``env_steps`` for methods that count them,
+    else the trainer's ``global_step``)."""
 
-    def __init__(self, metric: str = "eval/normalized_score", x_axis: str = "global_step") -> None:
+    def __init__(self, metric: str = "eval/normalized_score", x_axis: str | None = None) -> None:
         self.metric, self.x_axis = metric, x_axis
         self.points: list[tuple[float, float]] = []
 
+    def _axis(self, pl_module: L.LightningModule) -> str:
+        if self.x_axis is not None:
+            return self.x_axis
+        return "env_steps" if "env_steps" in getattr(pl_module, "counters", {}) else "global_step"
+
     def _x(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float:
         counters = getattr(pl_module, "counters", {})
-        return float(counters[self.x_axis]) if self.x_axis in counters else float(trainer.global_step)
+        axis = self._axis(pl_module)
+        return float(counters[axis]) if axis in counters else float(trainer.global_step)
 
     @rank_zero_only
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -27,9 +34,9 @@ class LearningCurvePlot(L.Callback):
         if name not in metrics or trainer.sanity_checking:
             return
         self.points.append((self._x(trainer, pl_module), float(metrics[name])))
-        self._plot(Path(trainer.log_dir or trainer.default_root_dir) / "plots", name)
+        self._plot(Path(trainer.log_dir or trainer.default_root_dir) / "plots", name, self._axis(pl_module))
 
-    def _plot(self, folder: Path, name: str) -> None:
+    def _plot(self, folder: Path, name: str, x_label: str) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -39,7 +46,7 @@ class LearningCurvePlot(L.Callback):
         fig, ax = plt.subplots(figsize=(5, 3.2))
         xs, ys = zip(*self.points)
         ax.plot(xs, ys, marker="o")
-        ax.set_xlabel(self.x_axis)
+        ax.set_xlabel(x_label)
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
         fig.tight_layout()

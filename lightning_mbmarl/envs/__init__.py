@@ -30,6 +30,10 @@ def _register_builtin() -> None:
     from lightning_mbmarl.envs.icg import IteratedCoordinationGame
 
     register_env("icg", IteratedCoordinationGame)
+    # mamujoco.py imports gymnasium-robotics only when an environment is built (pip install -e ".[mamujoco]")
+    from lightning_mbmarl.envs.mamujoco import MaMuJoCoEnv
+
+    register_env("mamujoco", MaMuJoCoEnv)
 
 
 @dataclass

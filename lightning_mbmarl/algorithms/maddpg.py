@@ -1,0 +1,82 @@
+"""MADDPG: model-free multi-agent deterministic policy gradients with centralised critics (Lowe et al., 2017).
+
+Read top to bottom, one training step is:
+
+1. top the replay buffer up with exploration steps (:class:`OnlineAlgorithm`: uniform random during warm-up,
+   then the actors' actions with Gaussian noise / softmax samples);
+2. sample ``online.batch_size`` transitions and take one gradient step with :meth:`MADDPG.learn_from`:
+   a critic step on the TD error against the target actors and critics, every ``policy_delay`` steps an actor
+   step, then target actors and critics move towards the learned ones by ``tau``.
+
+AORDPG (AORPO's model usage on MADDPG) runs the same gradient step on its own batches with :meth:`MADDPG.learn_from`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from lightning_mbmarl.algorithms.base import EvaluationConfig, as_config
+from lightning_mbmarl.algorithms.masac import optimizer_step
+from lightning_mbmarl.algorithms.online import OnlineAlgorithm, OnlineConfig
+from lightning_mbmarl.data.online_datamodule import OnlineDataModule
+from lightning_mbmarl.envs import EnvSpec
+from lightning_mbmarl.learners.maddpg import MADDPGAgents, MADDPGConfig, actor_loss, critic_loss
+from lightning_mbmarl.learners.masac import soft_update
+from lightning_mbmarl.learners.memory import History
+
+
+class MADDPG(OnlineAlgorithm):
+    """MADDPG with per-agent deterministic actors and per-agent centralised critics."""
+
+    #: whether the actors read the other agents' (predicted) actions; subclasses that predict them (AORDPG) set it
+    #: and pass the predictions to ``agents.act`` / the batches they learn from
+    opponent_conditioning: bool = False
+
+    def __init__(
+        self,
+        env_spec: EnvSpec | dict[str, Any] | None = None,
+        online: OnlineConfig = OnlineConfig(),
+        maddpg: MADDPGConfig = MADDPGConfig(),
+        evaluation: EvaluationConfig = EvaluationConfig(),
+    ) -> None:
+        super().__init__(env_spec, as_config(online, OnlineConfig), evaluation)
+        self.save_config_hyperparameters()
+        self.config = as_config(maddpg, MADDPGConfig)
+        if self.config.policy_delay < 1:
+            raise ValueError(f"MADDPG: maddpg.policy_delay must be >= 1, got {self.config.policy_delay}")
+        self.agents = MADDPGAgents(self.env_spec, self.env_spec.state_dim, self.config, self.opponent_conditioning)
+        self.counters.update(gradient_steps=0)
+
+    def act(self, obs: torch.Tensor, avail: torch.Tensor, history: History, greedy: bool) -> torch.Tensor:
+        """Greedy: the deterministic actions; otherwise with exploration noise (continuous) / sampled (discrete)."""
+        return self.agents.act(obs, avail, greedy=greedy)
+
+    def configure_optimizers(self):
+        c, agents = self.config, self.agents
+        return [
+            torch.optim.Adam(agents.critic.parameters(), lr=c.critic_lr),
+            torch.optim.Adam(agents.actor.parameters(), lr=c.actor_lr),
+        ]
+
+    def update(self, datamodule: OnlineDataModule) -> dict[str, torch.Tensor]:
+        batch = datamodule.sample(self.online.batch_size)
+        return self.learn_from({key: value.to(self.device) for key, value in batch.items()})
+
+    def learn_from(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One MADDPG gradient step on ``batch`` (keys: :mod:`lightning_mbmarl.learners.masac`); returns scalars to log."""
+        critic_optimizer, actor_optimizer = self.optimizers()
+        config, agents = self.config, self.agents
+        critic = critic_loss(agents, batch, config)
+        optimizer_step(self, critic_optimizer, critic["loss"], config.max_grad_norm)
+        logs = {"maddpg/critic_loss": critic["loss"].detach(), "maddpg/q": critic["q"], "maddpg/target": critic["target"]}
+        if self.counters["gradient_steps"] % config.policy_delay == 0:
+            actor = actor_loss(agents, batch, config)
+            optimizer_step(self, actor_optimizer, actor["loss"], config.max_grad_norm)
+            logs.update({"maddpg/actor_loss": actor["loss"].detach(), "maddpg/pre_activation_l2": actor["pre_activation_l2"]})
+            soft_update(agents.target_actor, agents.actor, config.tau)
+        soft_update(agents.target_critic, agents.critic, config.tau)
+        self.counters["gradient_steps"] += 1
+        return logs

@@ -1,0 +1,99 @@
+"""MASAC: model-free multi-agent soft actor-critic on real environment steps (the learner AORPO builds on).
+
+Read top to bottom, one training step is:
+
+1. top the replay buffer up with exploration steps (:class:`OnlineAlgorithm`: uniform random during warm-up,
+   then actions sampled from the actors);
+2. sample ``online.batch_size`` transitions and take one gradient step with :meth:`MASAC.learn_from`:
+   a critic step on the soft Bellman error (Eq. 5), every ``policy_delay`` steps an actor step (Eq. 4) and a
+   temperature step, then the target critics move towards the critics by ``tau``.
+
+Model-based methods (AORPO) run the same gradient step on batches they assemble themselves (model rollouts,
+mixed real/model data, predicted opponent actions) by calling :meth:`MASAC.learn_from`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
+
+from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
+from lightning_mbmarl.algorithms.online import OnlineAlgorithm, OnlineConfig
+from lightning_mbmarl.data.online_datamodule import OnlineDataModule
+from lightning_mbmarl.envs import EnvSpec
+from lightning_mbmarl.learners.masac import MASACAgents, MASACConfig, actor_loss, alpha_loss, critic_loss, soft_update
+from lightning_mbmarl.learners.memory import History
+
+
+def optimizer_step(
+    module: MultiAgentAlgorithm, optimizer: LightningOptimizer, loss: torch.Tensor, max_grad_norm: float | None
+) -> None:
+    """One manual optimisation step of ``optimizer`` on ``loss``, gradient norm clipped to ``max_grad_norm``."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{type(module).__name__}: loss is {loss.item()} at gradient step "
+                                 f"{module.counters.get('gradient_steps')}; training diverged: lower the learning rates")
+    optimizer.zero_grad()
+    module.manual_backward(loss)
+    if max_grad_norm is not None:
+        module.clip_gradients(optimizer, gradient_clip_val=max_grad_norm, gradient_clip_algorithm="norm")
+    optimizer.step()
+
+
+class MASAC(OnlineAlgorithm):
+    """Multi-agent SAC with per-agent actors, centralised twin critics and per-agent temperatures."""
+
+    #: whether the actors read the other agents' (predicted) actions; subclasses that predict them (AORPO) set it
+    #: and pass the predictions to ``agents.act`` / the batches they learn from
+    opponent_conditioning: bool = False
+
+    def __init__(
+        self,
+        env_spec: EnvSpec | dict[str, Any] | None = None,
+        online: OnlineConfig = OnlineConfig(),
+        masac: MASACConfig = MASACConfig(),
+        evaluation: EvaluationConfig = EvaluationConfig(),
+    ) -> None:
+        super().__init__(env_spec, as_config(online, OnlineConfig), evaluation)
+        self.save_config_hyperparameters()
+        self.config = as_config(masac, MASACConfig)
+        if self.config.policy_delay < 1:
+            raise ValueError(f"MASAC: masac.policy_delay must be >= 1, got {self.config.policy_delay}")
+        self.agents = MASACAgents(self.env_spec, self.env_spec.state_dim, self.config, self.opponent_conditioning)
+        self.counters.update(gradient_steps=0)
+
+    def act(self, obs: torch.Tensor, avail: torch.Tensor, history: History, greedy: bool) -> torch.Tensor:
+        """Greedy: argmax / squashed mean; otherwise a sample of each actor."""
+        return self.agents.act(obs, avail, greedy=greedy)
+
+    def configure_optimizers(self):
+        c, agents = self.config, self.agents
+        return [
+            torch.optim.Adam(agents.critic.parameters(), lr=c.critic_lr),
+            torch.optim.Adam(agents.actor.parameters(), lr=c.actor_lr),
+            torch.optim.Adam([agents.log_alpha], lr=c.alpha_lr),
+        ]
+
+    def update(self, datamodule: OnlineDataModule) -> dict[str, torch.Tensor]:
+        batch = datamodule.sample(self.online.batch_size)
+        return self.learn_from({key: value.to(self.device) for key, value in batch.items()})
+
+    def learn_from(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One MASAC gradient step on ``batch`` (keys: :mod:`lightning_mbmarl.learners.masac`); returns scalars to log."""
+        critic_optimizer, actor_optimizer, alpha_optimizer = self.optimizers()
+        config = self.config
+        critic = critic_loss(self.agents, batch, config)
+        optimizer_step(self, critic_optimizer, critic["loss"], config.max_grad_norm)
+        logs = {"masac/critic_loss": critic["loss"].detach(), "masac/q": critic["q"], "masac/target": critic["target"]}
+        if self.counters["gradient_steps"] % config.policy_delay == 0:
+            actor = actor_loss(self.agents, batch, config)
+            optimizer_step(self, actor_optimizer, actor["loss"], config.max_grad_norm)
+            alpha = alpha_loss(self.agents, actor["agent_entropy"])
+            optimizer_step(self, alpha_optimizer, alpha["loss"], None)
+            logs.update({"masac/actor_loss": actor["loss"].detach(), "masac/entropy": actor["entropy"],
+                         "masac/alpha": alpha["alpha"]})
+        soft_update(self.agents.target_critic, self.agents.critic, config.tau)
+        self.counters["gradient_steps"] += 1
+        return logs
