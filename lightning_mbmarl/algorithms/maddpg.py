@@ -6,9 +6,11 @@ Read top to bottom, one training step is:
    then the actors' actions with Gaussian noise / softmax samples);
 2. sample ``online.batch_size`` transitions and take one gradient step with :meth:`MADDPG.learn_from`:
    a critic step on the TD error against the target actors and critics, every ``policy_delay`` steps an actor
-   step, then target actors and critics move towards the learned ones by ``tau``.
+   step (after which the target actors move towards the actors by ``tau``), then the target critics move
+   towards the critics by ``tau``.
 
-AORDPG (AORPO's model usage on MADDPG) runs the same gradient step on its own batches with :meth:`MADDPG.learn_from`.
+AORDPG (AORPO's model usage on MADDPG) runs the same gradient step on its own batches with
+:meth:`MADDPG.learn_from`.
 """
 
 from __future__ import annotations
@@ -66,16 +68,18 @@ class MADDPG(OnlineAlgorithm):
         return self.learn_from({key: value.to(self.device) for key, value in batch.items()})
 
     def learn_from(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One MADDPG gradient step on ``batch`` (keys: :mod:`lightning_mbmarl.learners.masac`); returns scalars to log."""
+        """One MADDPG gradient step on ``batch`` (keys: :mod:`lightning_mbmarl.learners.masac`); scalars to log."""
         critic_optimizer, actor_optimizer = self.optimizers()
         config, agents = self.config, self.agents
         critic = critic_loss(agents, batch, config)
         optimizer_step(self, critic_optimizer, critic["loss"], config.max_grad_norm)
-        logs = {"maddpg/critic_loss": critic["loss"].detach(), "maddpg/q": critic["q"], "maddpg/target": critic["target"]}
+        logs = {"maddpg/critic_loss": critic["loss"].detach(), "maddpg/q": critic["q"],
+                "maddpg/target": critic["target"]}
         if self.counters["gradient_steps"] % config.policy_delay == 0:
             actor = actor_loss(agents, batch, config)
             optimizer_step(self, actor_optimizer, actor["loss"], config.max_grad_norm)
-            logs.update({"maddpg/actor_loss": actor["loss"].detach(), "maddpg/pre_activation_l2": actor["pre_activation_l2"]})
+            logs.update({"maddpg/actor_loss": actor["loss"].detach(),
+                         "maddpg/pre_activation_l2": actor["pre_activation_l2"]})
             soft_update(agents.target_actor, agents.actor, config.tau)
         soft_update(agents.target_critic, agents.critic, config.tau)
         self.counters["gradient_steps"] += 1

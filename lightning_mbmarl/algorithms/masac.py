@@ -34,7 +34,8 @@ def optimizer_step(
     """One manual optimisation step of ``optimizer`` on ``loss``, gradient norm clipped to ``max_grad_norm``."""
     if not torch.isfinite(loss):
         raise FloatingPointError(f"{type(module).__name__}: loss is {loss.item()} at gradient step "
-                                 f"{module.counters.get('gradient_steps')}; training diverged: lower the learning rates")
+                                 f"{module.counters.get('gradient_steps')}: training diverged; lower the learning "
+                                 "rates or the gradient-norm limit")
     optimizer.zero_grad()
     module.manual_backward(loss)
     if max_grad_norm is not None:
@@ -81,7 +82,7 @@ class MASAC(OnlineAlgorithm):
         return self.learn_from({key: value.to(self.device) for key, value in batch.items()})
 
     def learn_from(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One MASAC gradient step on ``batch`` (keys: :mod:`lightning_mbmarl.learners.masac`); returns scalars to log."""
+        """One MASAC gradient step on ``batch`` (keys: :mod:`lightning_mbmarl.learners.masac`); scalars to log."""
         critic_optimizer, actor_optimizer, alpha_optimizer = self.optimizers()
         config = self.config
         critic = critic_loss(self.agents, batch, config)

@@ -16,7 +16,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, IterableDataset
 
 from lightning_mbmarl.data.dataset_tool import make_command_hint, make_dataset_from_recipe
-from lightning_mbmarl.data.encoding import encode_actions
+from lightning_mbmarl.data.encoding import encode_actions, resolve_history_length
 from lightning_mbmarl.data.hdf5_format import DatasetError, OfflineDataset, read_dataset
 from lightning_mbmarl.envs import EnvConfig, env_spec
 
@@ -95,12 +95,12 @@ class OfflineDataModule(pl.LightningDataModule):
         dataset_path: str,  # HDF5 file in the multi-agent layout of lightning_mbmarl.data.hdf5_format
         make_if_missing: dict[str, Any] | None = None,  # recipe for a missing file, e.g. {kind: icg, policy: neutral}
         batch_size: int = 256,  # transitions per training batch
-        history_length: int = 10,  # previous (obs, action) pairs of the same episode given with each transition
+        history_length: int | None = None,  # previous (obs, action) pairs given with each transition; None: the model's
         validation_fraction: float = 0.1,  # share of transitions held out for validation_batch()
         seed: int = 0,  # seeds the train/validation split and (plus 1000 * rank) the training sampler
     ) -> None:
         super().__init__()
-        if batch_size < 1 or history_length < 0 or not 0.0 <= validation_fraction < 1.0:
+        if batch_size < 1 or (history_length or 0) < 0 or not 0.0 <= validation_fraction < 1.0:
             raise ValueError(
                 f"OfflineDataModule: need batch_size >= 1, history_length >= 0 and 0 <= validation_fraction < 1; "
                 f"got {batch_size}, {history_length}, {validation_fraction}"
@@ -149,6 +149,7 @@ class OfflineDataModule(pl.LightningDataModule):
                 f"validation_fraction={self.validation_fraction}"
             )
         self._data = _tensors(dataset)
+        self.history_length = resolve_history_length(self.history_length, self.trainer, type(self).__name__)
         self._history = torch.from_numpy(history_rows(dataset, self.history_length))
         self.train_indices, self.val_indices = torch.from_numpy(train), torch.from_numpy(val)
         rank = self.trainer.global_rank if self.trainer is not None else 0

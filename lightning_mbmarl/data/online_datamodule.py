@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset
 
+from lightning_mbmarl.data.encoding import resolve_history_length
 from lightning_mbmarl.data.env_runner import EnvRunner, FinishedEpisode, TeamPolicy
 from lightning_mbmarl.data.replay_buffer import ReplayBuffer
 from lightning_mbmarl.envs import EnvConfig, env_spec, make_vector_env
@@ -61,11 +62,11 @@ class OnlineDataModule(pl.LightningDataModule):
         env: EnvConfig,  # environment to learn in
         num_envs: int = 8,  # environment copies stepped together on each rank
         buffer_capacity: int = 1_000_000,  # transitions kept on each rank (oldest dropped first)
-        history_length: int = 0,  # previous (obs, action) pairs given to the policy (its memory length)
+        history_length: int | None = None,  # previous (obs, action) pairs given to the policy; None: the model's
         seed: int = 0,  # environment seed; copy b of rank r is seeded seed + r * num_envs + b
     ) -> None:
         super().__init__()
-        if num_envs < 1 or buffer_capacity < num_envs or history_length < 0:
+        if num_envs < 1 or buffer_capacity < num_envs or (history_length or 0) < 0:
             raise ValueError(f"OnlineDataModule: need num_envs >= 1, buffer_capacity >= num_envs and history_length "
                              f">= 0; got {num_envs}, {buffer_capacity}, {history_length}")
         self.env, self.num_envs, self.history_length, self.seed = env, num_envs, history_length, seed
@@ -90,6 +91,7 @@ class OnlineDataModule(pl.LightningDataModule):
         if stage not in (None, "fit") or self.runner is not None:
             return
         rank = self._rank
+        self.history_length = resolve_history_length(self.history_length, self.trainer, type(self).__name__)
         device = self.trainer.lightning_module.device if self.trainer is not None else torch.device("cpu")
         self.runner = EnvRunner(make_vector_env(self.env, self.num_envs), self.history_length,
                                 seed=self.seed + rank * self.num_envs, device=device)

@@ -27,8 +27,9 @@ Randomness: a copy seeded ``s`` starts from ``jax.random.key(s)`` and splits tha
 
 from __future__ import annotations
 
-import contextlib
+import importlib.util
 import io
+import sys
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -36,16 +37,27 @@ import numpy as np
 from lightning_mbmarl.envs.base import EnvSpec, MultiAgentEnv, StepResult, TeamObservation, VectorMultiAgentEnv
 
 INSTALL_HINT = "SMAX needs the smax extra: pip install -e '.[smax]' (jaxmarl==0.2.0 with CPU jax==0.10.2)"
+_MABRAX = "jaxmarl.environments.mabrax"
 
+# Importing jaxmarl prints while probing optional environments, and its MABrax module resets sys.stdout and
+# sys.stderr to the process's original streams (which would undo pytest's or a logger's redirection). Keep both
+# streams as they were, silence the prints, and skip MABrax where brax is absent (its import fails there anyway).
+_streams = sys.stdout, sys.stderr
+_skip_mabrax = importlib.util.find_spec("brax") is None and _MABRAX not in sys.modules
 try:
+    if _skip_mabrax:
+        sys.modules[_MABRAX] = None  # type: ignore[assignment]
+    sys.stdout = io.StringIO()
     import jax
     import jax.numpy as jnp
-
-    with contextlib.redirect_stdout(io.StringIO()):  # jaxmarl prints while probing optional submodules
-        from jaxmarl.environments.smax import HeuristicEnemySMAX, map_name_to_scenario
-        from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO
+    from jaxmarl.environments.smax import HeuristicEnemySMAX, map_name_to_scenario
+    from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO
 except ImportError as err:
     raise ImportError(f"{INSTALL_HINT}; import failed with: {err}") from err
+finally:
+    sys.stdout, sys.stderr = _streams
+    if _skip_mabrax:
+        del sys.modules[_MABRAX]
 
 STOP = 4  # SMAX's stop action, the only one a dead unit may take
 NUM_MOVE_ACTIONS = 5  # 4 moves and stop; attack actions follow

@@ -149,20 +149,23 @@ def next_target_actions(agents: MADDPGAgents, batch: Mapping[str, torch.Tensor])
     return agents.deterministic(pre, next_avail)
 
 
+@torch.no_grad()
+def td_target(agents: MADDPGAgents, batch: Mapping[str, torch.Tensor], config: MADDPGConfig) -> torch.Tensor:
+    """Per-agent targets ``[B, N]``: ``y_i = r_i + gamma (1 - terminal) Q'_i(s', mu'(o'))`` with target critics and
+    target actors (:func:`next_target_actions`); time-outs bootstrap, only ``terminal`` cuts the return."""
+    next_joint = next_target_actions(agents, batch)
+    q_next = agents.target_critic(critic_input(batch["next_state"], joint_with_own(next_joint, next_joint)))
+    continues = (1.0 - batch["terminal"].float()).unsqueeze(-1)
+    return batch["agent_rewards"].float() + config.gamma * continues * q_next.float().squeeze(-1)
+
+
 def critic_loss(
     agents: MADDPGAgents, batch: Mapping[str, torch.Tensor], config: MADDPGConfig
 ) -> dict[str, torch.Tensor]:
-    """Squared TD error ``(Q_i(s, a) - y_i)^2`` averaged over the batch, summed over agents, with
-    ``y_i = r_i + gamma (1 - terminal) Q'_i(s', mu'(o'))`` (target critics and actors; time-outs bootstrap).
-
-    Returns ``loss`` and detached ``q`` (mean prediction), ``target`` (mean ``y``).
-    """
+    """Squared TD error ``(Q_i(s, a) - y_i)^2`` averaged over the batch, summed over agents, ``y`` from
+    :func:`td_target`. Returns ``loss`` and detached ``q`` (mean prediction), ``target`` (mean ``y``)."""
     joint = batch["action_features"].float()
-    with torch.no_grad():
-        next_joint = next_target_actions(agents, batch)
-        q_next = agents.target_critic(critic_input(batch["next_state"], joint_with_own(next_joint, next_joint)))
-        continues = (1.0 - batch["terminal"].float()).unsqueeze(-1)
-        target = batch["agent_rewards"].float() + config.gamma * continues * q_next.float().squeeze(-1)
+    target = td_target(agents, batch, config)
     q = agents.critic(critic_input(batch["state"], joint_with_own(joint, joint))).float().squeeze(-1)
     return {"loss": (q - target).square().mean(dim=0).sum(), "q": q.detach().mean(), "target": target.mean()}
 

@@ -202,29 +202,36 @@ def next_policy(agents: MASACAgents, batch: Mapping[str, torch.Tensor]) -> TanhG
     return agents.policy(next_obs, next_avail, opponent_features(draft))
 
 
-def critic_loss(agents: MASACAgents, batch: Mapping[str, torch.Tensor], config: MASACConfig) -> dict[str, torch.Tensor]:
-    """Soft Bellman error of both twins (Eq. 5), summed over twins and agents, averaged over the batch.
+@torch.no_grad()
+def soft_bellman_target(agents: MASACAgents, batch: Mapping[str, torch.Tensor], config: MASACConfig) -> torch.Tensor:
+    """Per-agent soft Bellman targets ``[B, N]`` (Eq. 5):
 
     ``y_i = r_i + gamma (1 - terminal) [min_k Q'_i^k(s', a') - alpha_i log pi_i(a'_i | s')]`` with ``a'`` drawn from
-    the current actors and ``Q'`` the target critics; time-outs bootstrap (only ``terminal`` cuts the return).
-    Returns ``loss`` and detached ``q`` (mean prediction), ``target`` (mean ``y``).
+    the current actors (:func:`next_policy`) and ``Q'`` the target critics; for discrete actions the bracket is the
+    exact expectation over agent ``i``'s own next choice. Time-outs bootstrap: only ``terminal`` cuts the return.
     """
+    dist = next_policy(agents, batch)
+    alpha = agents.log_alpha.exp()
+    if agents.spec.discrete:
+        next_others = opponent_features(agents.sampled_features(dist))
+        q_next = agents.target_critic(critic_input(batch["next_state"], next_others)).min(dim=0).values  # [B, N, A]
+        soft = dist.probs * (q_next - alpha.unsqueeze(-1) * dist.log_probs)
+        soft_value = torch.where(dist.avail, soft, 0.0).sum(dim=-1)
+    else:
+        next_action, next_log_prob = dist.rsample()
+        next_joint = joint_with_own(next_action, next_action)
+        q_next = agents.target_critic(critic_input(batch["next_state"], next_joint)).min(dim=0).values.squeeze(-1)
+        soft_value = q_next - alpha * next_log_prob
+    continues = (1.0 - batch["terminal"].float()).unsqueeze(-1)
+    return batch["agent_rewards"].float() + config.gamma * continues * soft_value
+
+
+def critic_loss(agents: MASACAgents, batch: Mapping[str, torch.Tensor], config: MASACConfig) -> dict[str, torch.Tensor]:
+    """``0.5 (Q_i^k(s, a) - y_i)^2`` (Eq. 5) averaged over the batch, summed over both twins ``k`` and agents ``i``,
+    with ``y`` from :func:`soft_bellman_target`. Returns ``loss`` and detached ``q`` (mean prediction) and
+    ``target`` (mean ``y``)."""
     joint, state = batch["action_features"].float(), batch["state"]
-    with torch.no_grad():
-        dist = next_policy(agents, batch)
-        alpha = agents.log_alpha.exp()
-        if agents.spec.discrete:
-            next_others = opponent_features(agents.sampled_features(dist))
-            q_next = agents.target_critic(critic_input(batch["next_state"], next_others)).min(dim=0).values
-            soft = dist.probs * (q_next - alpha.unsqueeze(-1) * dist.log_probs)
-            soft_value = torch.where(dist.avail, soft, 0.0).sum(dim=-1)  # [B, N]
-        else:
-            next_action, next_log_prob = dist.rsample()
-            next_joint = joint_with_own(next_action, next_action)
-            q_next = agents.target_critic(critic_input(batch["next_state"], next_joint)).min(dim=0).values
-            soft_value = q_next.squeeze(-1) - alpha * next_log_prob
-        continues = (1.0 - batch["terminal"].float()).unsqueeze(-1)
-        target = batch["agent_rewards"].float() + config.gamma * continues * soft_value  # [B, N]
+    target = soft_bellman_target(agents, batch, config)
     if agents.spec.discrete:
         q = (agents.critic(critic_input(state, opponent_features(joint))) * joint).sum(dim=-1)  # [2, B, N]
     else:
