@@ -84,8 +84,8 @@ class MaMuJoCoEnv(MultiAgentEnv):
             :func:`~lightning_mbmarl.envs.mamujoco_observations.observation_names`).
         episode_length: steps before truncation (default: the task's time limit, 1000 for Ant, 50 for Reacher).
         **options: passed to MaMuJoCo (``agent_obsk``, ``render_mode``, ...) and on to ``gymnasium.make``
-            (``ctrl_cost_weight``, ``contact_cost_weight``, ...); options that change the task's observation
-            layout are refused.
+            (``ctrl_cost_weight``, ``contact_cost_weight``, ...); options that change the Ant or Reacher
+            observation layout the index tables rely on are refused.
     """
 
     def __init__(

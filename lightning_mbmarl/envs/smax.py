@@ -145,6 +145,9 @@ class Battle:
         """``key -> (next key, env state, view)``."""
         key, reset_key = jax.random.split(key)
         _, env_state = self.env.reset(reset_key)
+        # Strong dtypes, as after a step (the heuristic's initial state is weakly typed), so the jitted step
+        # sees one input signature and compiles once.
+        env_state = jax.tree.map(lambda x: jax.lax.convert_element_type(x, x.dtype), env_state)
         return key, env_state, self.view(env_state)
 
     def step(self, key: jax.Array, env_state: Any, actions: jax.Array) -> Transition:
