@@ -72,7 +72,7 @@ def test_save_and_restore_continues_the_ring():
 def test_online_datamodule_collects_counts_and_resumes():
     dm = OnlineDataModule(EnvConfig("icg", {"episode_length": 4}), num_envs=3, buffer_capacity=30, seed=1)
     dm.setup("fit")
-    finished = dm.collect(dm.random_policy(), vector_steps=8)
+    finished = dm.collect(dm.random_policy(), vector_steps=8).episodes
     assert dm.env_steps == 24 and len(dm.buffer) == 24
     assert len(finished) == 6 and all(e.length == 4 for e in finished)  # two 4-step episodes per copy
     batch = dm.sample(16)

@@ -64,7 +64,7 @@ class OnlineAlgorithm(MultiAgentAlgorithm):
         while datamodule.env_steps < target:
             policy = datamodule.random_policy() if datamodule.env_steps < warmup else self.exploration_policy()
             with torch.no_grad():
-                finished += datamodule.collect(policy)
+                finished += datamodule.collect(policy).episodes
         self.counters["env_steps"] = datamodule.total_env_steps()
         for key, value in summarize_episodes(finished).items():
             self.log(f"train/{key}", value)

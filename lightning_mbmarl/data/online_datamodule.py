@@ -14,6 +14,7 @@ copy ``b``, and its own buffer; checkpoints gather every rank's buffer on rank 0
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import lightning.pytorch as pl
@@ -23,10 +24,18 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from lightning_mbmarl.data.encoding import resolve_history_length
 from lightning_mbmarl.data.env_runner import EnvRunner, FinishedEpisode, TeamPolicy
-from lightning_mbmarl.data.replay_buffer import ReplayBuffer
+from lightning_mbmarl.data.replay_buffer import ReplayBuffer, StepRecord
 from lightning_mbmarl.envs import EnvConfig, env_spec, make_vector_env
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.memory import History
+
+
+@dataclass
+class Collected:
+    """What :meth:`OnlineDataModule.collect` gathered: each vector step (oldest first) and the episodes that ended."""
+
+    steps: list[StepRecord] = field(default_factory=list)
+    episodes: list[FinishedEpisode] = field(default_factory=list)
 
 
 class _Ticks(IterableDataset):
@@ -103,17 +112,18 @@ class OnlineDataModule(pl.LightningDataModule):
             self.runner = None
 
     # --------------------------------------------------------------------------------------------- acting
-    def collect(self, policy: TeamPolicy, vector_steps: int = 1) -> list[FinishedEpisode]:
-        """Step every copy ``vector_steps`` times with ``policy``, store the steps, return the episodes that ended."""
+    def collect(self, policy: TeamPolicy, vector_steps: int = 1) -> Collected:
+        """Step every copy ``vector_steps`` times with ``policy`` and store the steps in the replay buffer."""
         if self.runner is None:
             raise RuntimeError("OnlineDataModule.collect: call setup('fit') first (the Trainer does)")
-        finished: list[FinishedEpisode] = []
+        collected = Collected()
         for _ in range(vector_steps):
             record, ended = self.runner.step(policy)
             self.buffer.add(record)
-            finished += ended
+            collected.steps.append(record)
+            collected.episodes += ended
             self.env_steps += self.num_envs
-        return finished
+        return collected
 
     def random_policy(self) -> TeamPolicy:
         """Uniform random team actions, drawn from this rank's own stream (for warm-up)."""

@@ -34,6 +34,22 @@ def _register_builtin() -> None:
     from lightning_mbmarl.envs.mamujoco import MaMuJoCoEnv
 
     register_env("mamujoco", MaMuJoCoEnv)
+    # smax.py imports jax and jaxmarl (pip install -e ".[smax]", seconds to import): only when an SMAX env is built.
+    def smax(**kwargs: Any) -> MultiAgentEnv:
+        from lightning_mbmarl.envs.smax import SMAXEnv
+
+        return SMAXEnv(**kwargs)
+
+    def smax_vector(num_envs: int, **kwargs: Any) -> VectorMultiAgentEnv:
+        from lightning_mbmarl.envs.smax import SMAXVectorEnv
+
+        return SMAXVectorEnv(num_envs, **kwargs)
+
+    register_env("smax", smax, smax_vector)
+    # smacv2.py imports smacv2 (and needs StarCraft II) only when an environment is built.
+    from lightning_mbmarl.envs.smacv2 import SMACv2Env
+
+    register_env("smacv2", SMACv2Env)
 
 
 @dataclass

@@ -27,6 +27,7 @@ Randomness: a copy seeded ``s`` starts from ``jax.random.key(s)`` and splits tha
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import sys
@@ -60,7 +61,6 @@ finally:
         del sys.modules[_MABRAX]
 
 STOP = 4  # SMAX's stop action, the only one a dead unit may take
-NUM_MOVE_ACTIONS = 5  # 4 moves and stop; attack actions follow
 ATTACK_MODES = ("closest", "random")
 
 
@@ -90,7 +90,12 @@ class Transition(NamedTuple):
 
 
 class Battle:
-    """Pure, jittable reset and step functions of one SMAX copy against the heuristic enemy."""
+    """Pure reset and step functions of one SMAX copy against the heuristic enemy, and their compiled forms.
+
+    ``reset_one`` / ``step_one`` are ``jax.jit`` of :meth:`reset` / :meth:`step`; ``reset_batch`` /
+    ``step_batch`` the same over a leading copy axis (``jax.vmap``). Build battles with :func:`battle`, which
+    shares one per configuration, so every environment of a configuration reuses the compiled code.
+    """
 
     def __init__(
         self,
@@ -128,6 +133,10 @@ class Battle:
             agent_names=tuple(self.env.agents),
         )
         self._stop_only = jnp.zeros(n_actions, bool).at[STOP].set(True)
+        self.reset_one = jax.jit(self.reset)
+        self.step_one = jax.jit(self.step)
+        self.reset_batch = jax.jit(jax.vmap(self.reset))
+        self.step_batch = jax.jit(jax.vmap(self.step))
 
     def view(self, env_state: Any) -> View:
         alive = env_state.state.unit_alive[: self.n_allies, None]
@@ -173,6 +182,12 @@ class Battle:
             truncated=truncated,
             won=allies_alive & ~enemies_alive,
         )
+
+
+@functools.lru_cache(maxsize=None)
+def battle(map: str, episode_length: int | None, enemy_shoots: bool, attack_mode: str) -> Battle:
+    """The shared :class:`Battle` of a configuration (compiling SMAX takes seconds)."""
+    return Battle(map, episode_length, enemy_shoots, attack_mode)
 
 
 def _check_actions(spec: EnvSpec, actions: np.ndarray, avail: np.ndarray) -> np.ndarray:
@@ -235,10 +250,8 @@ class SMAXEnv(MultiAgentEnv):
         enemy_shoots: bool = True,
         attack_mode: str = "closest",
     ) -> None:
-        self.battle = Battle(map, episode_length, enemy_shoots, attack_mode)
+        self.battle = battle(map, episode_length, enemy_shoots, attack_mode)
         self.spec = self.battle.spec
-        self._reset = jax.jit(self.battle.reset)
-        self._step = jax.jit(self.battle.step)
         self._key = jax.random.key(seed)
         self._env_state: Any = None
         self._view: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -247,17 +260,15 @@ class SMAXEnv(MultiAgentEnv):
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if seed is not None:
             self._key = jax.random.key(seed)
-        if seed is not None or not self._fresh:
-            self._key, self._env_state, view = self._reset(self._key)
-            self._view = _numpy_view(view)
-            self._fresh = True
-        assert self._view is not None
+        if seed is not None or self._view is None or not self._fresh:
+            self._key, self._env_state, view = self.battle.reset_one(self._key)
+            self._view, self._fresh = _numpy_view(view), True
         return self._view
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, bool, bool, dict[str, Any]]:
         if self._view is None:
             raise RuntimeError(f"{self.spec.name}: call reset() before step()")
-        t = self._step(self._key, self._env_state, jnp.asarray(_check_actions(self.spec, actions, self._view[2])))
+        t = self.battle.step_one(self._key, self._env_state, jnp.asarray(_check_actions(self.spec, actions, self._view[2])))
         self._key, self._env_state = t.key, t.env_state
         out = _fetch(t)
         self._view = out.now
@@ -281,11 +292,9 @@ class SMAXVectorEnv(VectorMultiAgentEnv):
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"smax: num_envs must be >= 1, got {num_envs}")
-        self.battle = Battle(map, episode_length, enemy_shoots, attack_mode)
+        self.battle = battle(map, episode_length, enemy_shoots, attack_mode)
         self.spec = self.battle.spec
         self.num_envs = num_envs
-        self._reset = jax.jit(jax.vmap(self.battle.reset))
-        self._step = jax.jit(jax.vmap(self.battle.step))
         self._keys = self._seed_keys(seed)
         self._env_state: Any = None
         self._avail: np.ndarray | None = None
@@ -297,7 +306,7 @@ class SMAXVectorEnv(VectorMultiAgentEnv):
     def reset(self, seed: int | None = None) -> TeamObservation:
         if seed is not None:
             self._keys = self._seed_keys(seed)
-        self._keys, self._env_state, view = self._reset(self._keys)
+        self._keys, self._env_state, view = self.battle.reset_batch(self._keys)
         obs, state, avail = _numpy_view(view)
         self._avail = avail
         return TeamObservation(obs, state, avail)
@@ -305,7 +314,7 @@ class SMAXVectorEnv(VectorMultiAgentEnv):
     def step(self, actions: np.ndarray) -> StepResult:
         if self._avail is None:
             raise RuntimeError(f"{self.spec.name}: call reset() before step()")
-        t = self._step(self._keys, self._env_state, jnp.asarray(_check_actions(self.spec, actions, self._avail)))
+        t = self.battle.step_batch(self._keys, self._env_state, jnp.asarray(_check_actions(self.spec, actions, self._avail)))
         self._keys, self._env_state = t.key, t.env_state
         out = _fetch(t)
         self._avail = out.now[2]
