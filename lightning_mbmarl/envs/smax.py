@@ -1,10 +1,12 @@
 """JaxMARL's SMAX: SMAC / SMACv2 style StarCraft battles re-implemented in JAX (CPU, no game binary needed).
 
 Our agents are the allied units; the enemies are played by JaxMARL's scripted heuristic
-(``HeuristicEnemySMAX``, the set-up of JaxMARL's own SMAX baselines: attack an ally in range, else advance).
+(``HeuristicEnemySMAX``, the set-up of JaxMARL's own SMAX baselines: attack an ally in range, else advance;
+``enemy_shoots=False`` disarms it, ``attack_mode`` picks its target, "closest" or "random").
 Maps are JaxMARL's scenarios (``map_name_to_scenario``): SMAC maps such as "2s3z", "3s_vs_5z", "3s5z_vs_3s6z"
-keep fixed teams; the SMACv2-style "smacv2_5_units" / "smacv2_10_units" / "smacv2_20_units" draw unit types
-and surround-or-reflect start positions at every reset.
+keep fixed teams; the SMACv2-style "smacv2_5_units" / "smacv2_10_units" / "smacv2_20_units" draw mirrored
+teams (each unit uniformly from all six SMAX unit types, races mixed, unlike SMACv2) and surround-or-reflect
+start positions at every reset.
 
 One step, with ``N`` allies, ``E`` enemies and ``U = N + E`` units:
 
@@ -12,8 +14,8 @@ One step, with ``N`` allies, ``E`` enemies and ``U = N + E`` units:
   agent's own features; units out of sight range are zeros). A dead agent's row is all zeros.
 * state ``float32 [12 U]``: JaxMARL's world state (every unit's health, position, weapon cooldown and type
   one-hot, then every unit's team and type id).
-* actions ``int64 [N]`` in ``[0, 5 + E)``: 0-3 move, 4 stop, ``5 + e`` attack enemy ``e``. Availability
-  ``bool [N, 5 + E]`` is JaxMARL's ``get_avail_actions``; a dead agent may only stop (4), SMAX's no-op.
+* actions ``int64 [N]`` in ``[0, 5 + E)``: 0-3 move north/east/south/west, 4 stop, ``5 + e`` attack enemy ``e``.
+  Availability ``bool [N, 5 + E]`` is JaxMARL's ``get_avail_actions``; a dead agent may only stop (4), SMAX's no-op.
   Stepping with an unavailable action raises, as SMAC does.
 * reward: the allies' team reward (enemy health removed this step as a fraction of the enemy team's, plus 1 on
   a win), repeated as ``agent_rewards``.
@@ -194,7 +196,9 @@ def _check_actions(spec: EnvSpec, actions: np.ndarray, avail: np.ndarray) -> np.
     """Integer actions of shape ``avail.shape[:-1]`` that are all available, as ``int32``."""
     actions = np.asarray(actions)
     if actions.shape != avail.shape[:-1] or not np.issubdtype(actions.dtype, np.integer):
-        raise ValueError(f"{spec.name}: actions must be integers of shape {avail.shape[:-1]}, got {actions.dtype} {actions.shape}")
+        raise ValueError(
+            f"{spec.name}: actions must be integers of shape {avail.shape[:-1]}, got {actions.dtype} {actions.shape}"
+        )
     in_range = (actions >= 0) & (actions < spec.action_dim)
     ok = in_range & np.take_along_axis(avail, np.where(in_range, actions, 0)[..., None], -1)[..., 0]
     if not ok.all():
@@ -265,10 +269,13 @@ class SMAXEnv(MultiAgentEnv):
             self._view, self._fresh = _numpy_view(view), True
         return self._view
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, bool, bool, dict[str, Any]]:
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, bool, bool, dict[str, Any]]:
         if self._view is None:
             raise RuntimeError(f"{self.spec.name}: call reset() before step()")
-        t = self.battle.step_one(self._key, self._env_state, jnp.asarray(_check_actions(self.spec, actions, self._view[2])))
+        checked = jnp.asarray(_check_actions(self.spec, actions, self._view[2]))
+        t = self.battle.step_one(self._key, self._env_state, checked)
         self._key, self._env_state = t.key, t.env_state
         out = _fetch(t)
         self._view = out.now
@@ -314,7 +321,8 @@ class SMAXVectorEnv(VectorMultiAgentEnv):
     def step(self, actions: np.ndarray) -> StepResult:
         if self._avail is None:
             raise RuntimeError(f"{self.spec.name}: call reset() before step()")
-        t = self.battle.step_batch(self._keys, self._env_state, jnp.asarray(_check_actions(self.spec, actions, self._avail)))
+        checked = jnp.asarray(_check_actions(self.spec, actions, self._avail))
+        t = self.battle.step_batch(self._keys, self._env_state, checked)
         self._keys, self._env_state = t.key, t.env_state
         out = _fetch(t)
         self._avail = out.now[2]

@@ -1,0 +1,275 @@
+"""MAMBA's world model (Egorov & Shpilman 2022), the one MAG plans with: a recurrent state-space model with a
+discrete latent per agent and attention across agents in the transition.
+
+One set of weights serves all ``N`` agents; agents are told apart by the attention over the agent axis (with a
+learned per-agent embedding). Each agent's recurrent state is an :class:`RSSMState`:
+
+* ``deter`` ``[..., N, D]``: deterministic GRU state,
+* ``stoch`` ``[..., N, C*K]``: a sample of ``C`` categoricals with ``K`` classes, one-hot and flattened, with
+  straight-through gradients (``one_hot + (probs - sg(probs))``),
+* ``logits`` ``[..., N, C, K]``: the distribution ``stoch`` was drawn from.
+
+Networks (all act on the last axis, so any leading batch shape works):
+
+* transition / prior ``(state, action one-hot) -> state'``: ``Linear([action, stoch]) -> attention over agents ->
+  GRUCell -> prior logits -> sample`` (:meth:`RSSMWorldModel.imagine_step`);
+* posterior ``(prior state, obs) -> state``: logits from ``[deter, embed(obs)]`` (:meth:`RSSMWorldModel.posterior`);
+* heads on features ``[deter, stoch]``: observation reconstruction, reward, continuation ("pcont", Bernoulli),
+  available actions (Bernoulli per action) and the action decoder of the mutual-information "info" term, which
+  predicts agent ``i``'s action from its features before and after the step.
+
+Time convention for a replay window of ``L`` steps (see :meth:`RSSMWorldModel.observe`): row ``t`` holds
+``(obs_t, action_t, reward_t, next_obs_t, terminated_t)``; the model's state at row ``t`` is the posterior after
+``obs_t``, and the transition of row ``t`` leads to the posterior after ``next_obs_t`` (the true last observation
+where the episode ended, so terminal transitions are learned too). The recurrent state restarts from zeros at
+``is_first`` rows and at the first row of every window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightning_mbmarl.envs.base import EnvSpec
+from lightning_mbmarl.world_models.attention import AgentAttention
+
+
+@dataclass
+class RSSMConfig:
+    """Sizes and loss weights of an :class:`RSSMWorldModel` (defaults: MAMBA's tuned SMAC configuration)."""
+
+    hidden: int = 256  # width of every hidden layer (encoder, decoder, latent heads, transition input, heads)
+    embed: int = 256  # observation embedding size
+    deter: int = 256  # deterministic (GRU) state size per agent
+    categoricals: int = 32  # categorical latent variables per agent (C)
+    classes: int = 32  # classes of each categorical (K)
+    attention_layers: int = 3  # transformer encoder layers across agents in the transition
+    attention_heads: int = 8  # attention heads of each layer
+    attention_feedforward: int = 256  # feed-forward width of each attention layer (MAMBA: = hidden)
+    attention_dropout: float = 0.1  # dropout inside the attention layers (active in train mode only)
+    head_layers: int = 2  # hidden layers of the reward, pcont, avail and info (action) heads
+    reward_target: Literal["team", "agent"] = "team"  # each agent predicts the team reward, or its agent_rewards
+    kl_balance: float = 0.8  # weight of KL(sg(post) || prior), which trains the prior; 1 - it trains the posterior
+    kl_scale: float = 1.0  # weight of the balanced KL term
+    recon_scale: float = 1.0  # weight of observation reconstruction (smooth-L1, summed over observation entries)
+    reward_scale: float = 1.0  # weight of reward prediction (smooth-L1)
+    pcont_scale: float = 1.0  # weight of continuation prediction (Bernoulli NLL of 1 - terminated)
+    avail_scale: float = 1.0  # weight of available-action prediction (Bernoulli NLL, summed over choices)
+    info_scale: float = 1.0  # weight of the action-prediction "info" term (cross-entropy)
+    avail_threshold: float = 0.5  # imagination: a choice is available where the avail head's probability exceeds it
+    learning_rate: float = 2e-4  # optimiser step size (read by the algorithm)
+    grad_clip: float = 100.0  # gradient-norm clip (read by the algorithm)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.kl_balance <= 1.0:
+            raise ValueError(f"RSSMConfig: kl_balance must be in [0, 1], got {self.kl_balance}")
+        if self.reward_target not in ("team", "agent"):
+            raise ValueError(f"RSSMConfig: reward_target must be 'team' or 'agent', got {self.reward_target!r}")
+
+
+@dataclass
+class RSSMState:
+    """Recurrent state of every agent; all fields share the leading shape ``[..., N]``."""
+
+    deter: torch.Tensor  # [..., N, D]
+    stoch: torch.Tensor  # [..., N, C*K] straight-through one-hot sample
+    logits: torch.Tensor  # [..., N, C, K]
+
+    @property
+    def features(self) -> torch.Tensor:
+        """``[deter, stoch]``: ``[..., N, D + C*K]``, what heads and policies read."""
+        return torch.cat([self.deter, self.stoch.to(self.deter.dtype)], dim=-1)
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "RSSMState":
+        """Apply ``fn`` to every field (for indexing, reshaping or detaching leading axes)."""
+        return RSSMState(*(fn(getattr(self, f.name)) for f in fields(self)))
+
+    def detach(self) -> "RSSMState":
+        return self.map(torch.Tensor.detach)
+
+    @staticmethod
+    def where(mask: torch.Tensor, a: "RSSMState", b: "RSSMState") -> "RSSMState":
+        """``a`` where ``mask`` (bool, the leading shape without the agent axis), else ``b``."""
+        def pick(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            m = mask.reshape(*mask.shape, *([1] * (x.dim() - mask.dim())))
+            return torch.where(m, x, y)
+
+        return RSSMState(*(pick(getattr(a, f.name), getattr(b, f.name)) for f in fields(RSSMState)))
+
+    @staticmethod
+    def stack(states: list["RSSMState"], dim: int) -> "RSSMState":
+        return RSSMState(*(torch.stack([getattr(s, f.name) for s in states], dim) for f in fields(RSSMState)))
+
+
+@dataclass
+class ObservedSequence:
+    """Filtered states of a replay window (:meth:`RSSMWorldModel.observe`), all ``[B, L, N, ...]``.
+
+    start:     posterior after ``obs_t``, the state ``action_t`` is taken in
+    prior:     transition prior from ``(start_t, action_t)``
+    posterior: posterior after ``next_obs_t``; equals ``start_{t+1}`` unless row ``t + 1`` starts an episode
+    """
+
+    start: RSSMState
+    prior: RSSMState
+    posterior: RSSMState
+
+
+def straight_through_sample(logits: torch.Tensor) -> torch.Tensor:
+    """One-hot samples of ``[..., C, K]`` categoricals, flattened to ``[..., C*K]`` (float32).
+
+    The forward value is the one-hot sample; gradients flow as if it were the probabilities.
+    """
+    logits = logits.float()
+    probs = logits.softmax(dim=-1)
+    gumbel = -torch.log(-torch.log(torch.rand_like(probs)))
+    one_hot = F.one_hot((logits + gumbel).argmax(dim=-1), logits.shape[-1]).to(probs.dtype)
+    return (one_hot + (probs - probs.detach())).flatten(-2)  # forward value exactly one-hot
+
+
+def _mlp(in_features: int, hidden: int, out_features: int, layers: int) -> nn.Sequential:
+    """``layers`` ReLU hidden layers of width ``hidden`` then a linear output."""
+    sizes = [in_features] + [hidden] * layers
+    modules: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        modules += [nn.Linear(a, b), nn.ReLU()]
+    modules.append(nn.Linear(sizes[-1], out_features))
+    return nn.Sequential(*modules)
+
+
+class RSSMWorldModel(nn.Module):
+    """MAMBA's discrete-latent RSSM for a team of ``N`` agents with discrete actions (see the module docstring)."""
+
+    obs_mask: torch.Tensor
+    action_mask: torch.Tensor
+
+    def __init__(self, spec: EnvSpec, config: RSSMConfig | None = None) -> None:
+        super().__init__()
+        if not spec.discrete:
+            raise ValueError(f"RSSMWorldModel: {spec.name!r} has continuous actions; MAMBA's world model "
+                             "(one-hot actions, available-action and info heads) needs discrete actions")
+        c = self.config = config or RSSMConfig()
+        self.n_agents, self.obs_dim, self.action_dim = spec.n_agents, spec.obs_dim, spec.action_dim
+        self.stoch_dim = c.categoricals * c.classes
+        self.feature_dim = c.deter + self.stoch_dim
+        self.register_buffer("obs_mask", torch.as_tensor(spec.observation_mask()), persistent=False)
+        self.register_buffer("action_mask", torch.as_tensor(spec.action_mask()), persistent=False)
+
+        self.encoder = nn.Sequential(_mlp(spec.obs_dim, c.hidden, c.embed, 1), nn.ReLU())
+        self.transition_input = nn.Sequential(nn.Linear(spec.action_dim + self.stoch_dim, c.hidden), nn.ReLU())
+        self.attention = AgentAttention(spec.n_agents, c.hidden, c.attention_layers, c.attention_heads,
+                                        c.attention_feedforward, c.attention_dropout)
+        self.cell = nn.GRUCell(c.hidden, c.deter)
+        self.prior_head = _mlp(c.deter, c.hidden, self.stoch_dim, 1)
+        self.posterior_head = _mlp(c.deter + c.embed, c.hidden, self.stoch_dim, 1)
+
+        self.decoder = _mlp(self.feature_dim, c.hidden, spec.obs_dim, 1)
+        self.reward_head = _mlp(self.feature_dim, c.hidden, 1, c.head_layers)
+        self.pcont_head = _mlp(self.feature_dim, c.hidden, 1, c.head_layers)
+        self.avail_head = _mlp(self.feature_dim, c.hidden, spec.action_dim, c.head_layers)
+        self.action_head = _mlp(2 * self.feature_dim, c.hidden, spec.action_dim, c.head_layers)
+
+    # ------------------------------------------------------------------------------------------ latent steps
+    def _latent(self, deter: torch.Tensor, logits: torch.Tensor) -> RSSMState:
+        logits = logits.unflatten(-1, (self.config.categoricals, self.config.classes))
+        return RSSMState(deter, straight_through_sample(logits), logits)
+
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observation embedding ``[..., N, O] -> [..., N, embed]``."""
+        return self.encoder(obs)
+
+    def reset_prior(self, batch_shape: tuple[int, ...] | torch.Size) -> RSSMState:
+        """The prior before an episode's first observation: ``deter = 0``, logits of the prior head at 0."""
+        p = self.cell.weight_hh
+        deter = torch.zeros(*batch_shape, self.n_agents, self.config.deter, device=p.device, dtype=p.dtype)
+        return self._latent(deter, self.prior_head(deter))
+
+    def imagine_step(self, state: RSSMState, actions: torch.Tensor) -> RSSMState:
+        """Transition prior ``(state [..., N], action one-hots [..., N, A]) -> state' [..., N]``.
+
+        Any leading shape is one batch, e.g. ``[B, L_candidates]`` for MAG's planning: all candidates advance in
+        one pass, each drawing its own categorical sample.
+        """
+        x = self.transition_input(torch.cat([actions.to(state.stoch.dtype), state.stoch], dim=-1))
+        x = self.attention(x)
+        deter = self.cell(x.reshape(-1, x.shape[-1]), state.deter.reshape(-1, state.deter.shape[-1]).to(x.dtype))
+        deter = deter.reshape(*x.shape[:-1], -1)
+        return self._latent(deter, self.prior_head(deter))
+
+    def posterior(self, prior: RSSMState, embed: torch.Tensor) -> RSSMState:
+        """Posterior ``(prior state [..., N], observation embedding [..., N, E]) -> state [..., N]``."""
+        logits = self.posterior_head(torch.cat([prior.deter, embed.to(prior.deter.dtype)], dim=-1))
+        return self._latent(prior.deter, logits)
+
+    def filter_step(
+        self, state: RSSMState, actions: torch.Tensor, obs: torch.Tensor, is_first: torch.Tensor
+    ) -> RSSMState:
+        """One filtering step while acting: the posterior after ``obs [..., N, O]``.
+
+        state: the previous posterior ``[..., N]`` (anything of that shape, e.g. :meth:`reset_prior`, where
+        ``is_first`` is True everywhere); actions: one-hots ``[..., N, A]`` taken in it; is_first: bool ``[...]``,
+        where the recurrent state restarts from zeros.
+        """
+        prior = RSSMState.where(is_first, self.reset_prior(is_first.shape), self.imagine_step(state, actions))
+        return self.posterior(prior, self.encode(obs))
+
+    def observe(self, batch: dict[str, torch.Tensor]) -> ObservedSequence:
+        """Filter replay windows ``[B, L, ...]`` (keys ``obs``, ``next_obs``, ``action``, ``is_first``).
+
+        The state restarts from zeros at the first row of each window and wherever ``is_first`` is True. Returns
+        the states each action was taken in, the transition priors and the posteriors after ``next_obs``, all
+        ``[B, L, N]`` (:class:`ObservedSequence`).
+        """
+        obs, next_obs, is_first = batch["obs"], batch["next_obs"], batch["is_first"].bool()
+        expected = (*is_first.shape, self.n_agents, self.obs_dim)
+        if is_first.dim() != 2 or obs.shape != expected or next_obs.shape != expected:
+            raise ValueError(
+                f"RSSMWorldModel.observe: expected is_first [B, L] and obs, next_obs [B, L, N={self.n_agents}, "
+                f"O={self.obs_dim}], got {tuple(is_first.shape)}, {tuple(obs.shape)}, {tuple(next_obs.shape)}"
+            )
+        actions = F.one_hot(batch["action"].long(), self.action_dim).float()
+        restarts = self.posterior(self.reset_prior(is_first.shape), self.encode(obs))  # [B, L, N], from zeros
+        next_embed = self.encode(next_obs)
+        starts, priors, posteriors = [], [], []
+        for t in range(obs.shape[1]):
+            restart = restarts.map(lambda x: x[:, t])
+            start = restart if t == 0 else RSSMState.where(is_first[:, t], restart, posteriors[-1])
+            prior = self.imagine_step(start, actions[:, t])
+            starts.append(start)
+            priors.append(prior)
+            posteriors.append(self.posterior(prior, next_embed[:, t]))
+        return ObservedSequence(RSSMState.stack(starts, 1), RSSMState.stack(priors, 1), RSSMState.stack(posteriors, 1))
+
+    # ------------------------------------------------------------------------------------------------ heads
+    def decode(self, features: torch.Tensor) -> torch.Tensor:
+        """Reconstructed observation ``[..., N, F] -> [..., N, O]``."""
+        return self.decoder(features)
+
+    def reward(self, features: torch.Tensor) -> torch.Tensor:
+        """Reward of the step that led to this state, as each agent predicts it: ``[..., N, F] -> [..., N]``."""
+        return self.reward_head(features).squeeze(-1)
+
+    def pcont_logit(self, features: torch.Tensor) -> torch.Tensor:
+        """Logit of P(the episode continues from this state): ``[..., N, F] -> [..., N]``."""
+        return self.pcont_head(features).squeeze(-1)
+
+    def avail_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits of P(choice available) ``[..., N, F] -> [..., N, A]``."""
+        return self.avail_head(features)
+
+    def action_logits(self, features: torch.Tensor, next_features: torch.Tensor) -> torch.Tensor:
+        """Info head: logits of the action taken between two consecutive states, ``2 x [..., N, F] -> [..., N, A]``."""
+        return self.action_head(torch.cat([features, next_features], dim=-1))
+
+    def predict_avail(self, features: torch.Tensor) -> torch.Tensor:
+        """Thresholded availability ``bool [..., N, A]``: padded choices never, at least one real choice per agent
+        (the most likely one where none passes the threshold)."""
+        logits = self.avail_logits(features).float()
+        probs = torch.where(self.action_mask, logits.sigmoid(), -1.0)
+        avail = probs > self.config.avail_threshold
+        best = F.one_hot(probs.argmax(dim=-1), self.action_dim).bool()
+        return avail | (best & ~avail.any(dim=-1, keepdim=True))

@@ -1,0 +1,124 @@
+"""Training loss of the RSSM world model (MAMBA): pure functions, computed in float32.
+
+Each term is per agent and per transition (``[B, L, N]``); :func:`world_model_loss` averages them. MAMBA's
+choices: KL balancing without free nats, averaged over the categoricals; smooth-L1 reconstruction summed over
+observation entries; smooth-L1 reward; Bernoulli continuation and available-action terms; cross-entropy of the
+action decoder ("info" term, which keeps each agent's latent informative about its own action).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lightning_mbmarl.learners.policies import MASKED_LOGIT
+from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMWorldModel
+
+TERMS = ("kl", "recon", "reward", "pcont", "avail", "info")
+
+
+def categorical_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) of each categorical: ``[..., C, K] x 2 -> [..., C]``."""
+    p_log = p_logits.float().log_softmax(dim=-1)
+    q_log = q_logits.float().log_softmax(dim=-1)
+    return (p_log.exp() * (p_log - q_log)).sum(dim=-1)
+
+
+def kl_balanced(post_logits: torch.Tensor, prior_logits: torch.Tensor, balance: float = 0.8) -> torch.Tensor:
+    """``balance * KL(sg(post) || prior) + (1 - balance) * KL(post || sg(prior))``, mean over categoricals.
+
+    ``[..., C, K] x 2 -> [...]``. The first part only moves the prior, the second only the posterior; the value is
+    KL(post || prior) whatever the balance.
+    """
+    train_prior = categorical_kl(post_logits.detach(), prior_logits).mean(dim=-1)
+    train_post = categorical_kl(post_logits, prior_logits.detach()).mean(dim=-1)
+    return balance * train_prior + (1.0 - balance) * train_post
+
+
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, obs_mask: torch.Tensor) -> torch.Tensor:
+    """Smooth-L1 summed over each agent's real observation entries: ``[..., N, O] -> [..., N]``.
+
+    obs_mask: bool ``[N, O]`` (``EnvSpec.observation_mask``).
+    """
+    error = F.smooth_l1_loss(pred.float(), target.float(), reduction="none")
+    return torch.where(obs_mask, error, 0.0).sum(dim=-1)
+
+
+def reward_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Smooth-L1 per element (``[..., N] -> [..., N]``)."""
+    return F.smooth_l1_loss(pred.float(), target.float(), reduction="none")
+
+
+def pcont_loss(logit: torch.Tensor, continues: torch.Tensor) -> torch.Tensor:
+    """Bernoulli NLL of continuing (``1 - terminated``) per element (``[..., N] -> [..., N]``)."""
+    return F.binary_cross_entropy_with_logits(logit.float(), continues.float(), reduction="none")
+
+
+def avail_loss(logits: torch.Tensor, avail: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+    """Bernoulli NLL summed over each agent's real choices: ``[..., N, A] -> [..., N]``."""
+    nll = F.binary_cross_entropy_with_logits(logits.float(), avail.float(), reduction="none")
+    return torch.where(action_mask, nll, 0.0).sum(dim=-1)
+
+
+def info_loss(logits: torch.Tensor, actions: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the taken actions among each agent's real choices.
+
+    ``logits [..., N, A]``, ``actions`` int64 ``[..., N]`` -> ``[..., N]``.
+    """
+    log_probs = torch.where(action_mask, logits.float(), MASKED_LOGIT).log_softmax(dim=-1)
+    return -log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+
+def world_model_loss(
+    model: RSSMWorldModel, batch: dict[str, torch.Tensor], config: RSSMConfig | None = None
+) -> dict[str, torch.Tensor]:
+    """MAMBA's world-model loss on replay windows ``[B, L, ...]`` (``sample_sequences`` keys).
+
+    Every transition ``t`` (``obs_t, action_t -> next_obs_t``) contributes, per agent: the balanced KL between the
+    posterior after ``next_obs_t`` and the transition prior, the reconstruction of ``next_obs_t``, the reward, the
+    continuation (``1 - terminated``), the next availability mask and the info term (``action_t`` from the features
+    before and after). Each episode's first observation (``is_first`` rows) adds its KL to the reset prior, its
+    reconstruction and its availability. Terms are averaged over ``B * L * N`` and weighted by ``config``'s scales
+    (default: ``model.config``).
+
+    Returns ``loss`` (scalar, with gradients), each term of :data:`TERMS` (detached scalar means, for logging) and
+    ``model_error`` ``[B, L, N]``: the weighted sum of the transition terms per step and agent, without gradients
+    (MAG's model-error labels).
+    """
+    c = config or model.config
+    scales = {"kl": c.kl_scale, "recon": c.recon_scale, "reward": c.reward_scale, "pcont": c.pcont_scale,
+              "avail": c.avail_scale, "info": c.info_scale}
+    seq = model.observe(batch)
+    before, after = seq.start.features, seq.posterior.features
+    agents = after.shape[:-1]  # [B, L, N]
+    reward = batch["reward"].unsqueeze(-1).expand(agents) if c.reward_target == "team" else batch["agent_rewards"]
+    continues = (1.0 - batch["terminated"].float()).unsqueeze(-1).expand(agents)
+    transition = {
+        "kl": kl_balanced(seq.posterior.logits, seq.prior.logits, c.kl_balance),
+        "recon": reconstruction_loss(model.decode(after), batch["next_obs"], model.obs_mask),
+        "reward": reward_loss(model.reward(after), reward),
+        "pcont": pcont_loss(model.pcont_logit(after), continues),
+        "avail": avail_loss(model.avail_logits(after), batch["next_avail"], model.action_mask),
+        "info": info_loss(model.action_logits(before, after), batch["action"], model.action_mask),
+    }
+    first = batch["is_first"].bool()
+    start = seq.start.map(lambda x: x[first])  # [M, N]: each episode's first state
+    start_features = start.features
+    episode_start = {
+        "kl": kl_balanced(start.logits, model.reset_prior(start.deter.shape[:-2]).logits, c.kl_balance),
+        "recon": reconstruction_loss(model.decode(start_features), batch["obs"][first], model.obs_mask),
+        "avail": avail_loss(model.avail_logits(start_features), batch["avail"][first], model.action_mask),
+    }
+    count = transition["kl"].numel()
+    out: dict[str, torch.Tensor] = {}
+    loss = torch.zeros((), device=after.device)
+    for name in TERMS:
+        total = transition[name].sum()
+        if name in episode_start:
+            total = total + episode_start[name].sum()
+        mean = total / count
+        loss = loss + scales[name] * mean
+        out[name] = mean.detach()
+    out["loss"] = loss
+    out["model_error"] = sum(scales[name] * transition[name] for name in TERMS).detach()
+    return out
