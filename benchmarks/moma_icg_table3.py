@@ -1,6 +1,6 @@
 """Reproduce the MOMA-PPO paper's Table 3 (offline Iterated Coordination Game) with this package.
 
-For each dataset (favorable, neutral, unfavorable) and each seed, trains MOMA-PPO and IBC through the real
+For each dataset (favorable, neutral, unfavorable) and each seed, trains MOMA-PPO, IBC and MAIQL through the real
 command line (``python -m lightning_mbmarl fit --config conf/<method>_icg_<dataset>.yaml``), each seed with its
 own dataset (collected with that seed), and reads the final greedy evaluation (100 episodes) from the run's
 ``metrics.csv``. Prints a Markdown table of mean ± std over seeds and the mean wall-clock per run.
@@ -22,10 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 DATASETS = ("favorable", "neutral", "unfavorable")
-METHODS = ("moma", "ibc")
+METHODS = ("moma", "ibc", "maiql")
 PAPER = {  # MOMA-PPO paper, Table 3 (10 seeds)
     ("moma", "favorable"): "1.0 ± 0.0", ("moma", "neutral"): "1.0 ± 0.0", ("moma", "unfavorable"): "1.0 ± 0.0",
     ("ibc", "favorable"): "1.0 ± 0.0", ("ibc", "neutral"): "0.55 ± 0.11", ("ibc", "unfavorable"): "0.0 ± 0.0",
+    ("maiql", "favorable"): "1.0 ± 0.0", ("maiql", "neutral"): "0.9 ± 0.1", ("maiql", "unfavorable"): "0.0 ± 0.0",
 }
 
 

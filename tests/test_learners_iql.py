@@ -50,8 +50,9 @@ def test_expectile_loss_by_hand():
 
 
 def test_awr_weight_by_hand():
-    q = Decomposition(utilities=torch.tensor([[1.0, 2.0]]), weights=torch.tensor([[0.5, 1.0]]), bias=torch.tensor([0.3]))
-    v = Decomposition(utilities=torch.tensor([[0.5, 1.0]]), weights=torch.tensor([[1.0, 0.5]]), bias=torch.tensor([0.1]))
+    # Decomposition(utilities [B, N], mixing weights [B, N], bias [B])
+    q = Decomposition(torch.tensor([[1.0, 2.0]]), torch.tensor([[0.5, 1.0]]), torch.tensor([0.3]))
+    v = Decomposition(torch.tensor([[0.5, 1.0]]), torch.tensor([[1.0, 0.5]]), torch.tensor([0.1]))
     # agent 1: 0.5 * 1 - 1 * 0.5 = 0; agent 2: 1 * 2 - 0.5 * 1 = 1.5; B(s) = exp(0.3 - 0.1), not tempered by beta
     expected = math.exp(0.2) * math.exp(3 * 0.0) * math.exp(3 * 1.5)  # = exp(4.7) ~ 110
     assert awr_weights(q, v, temperature=3.0, max_weight=1000.0).item() == pytest.approx(expected, rel=1e-5)

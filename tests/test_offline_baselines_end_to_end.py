@@ -29,7 +29,8 @@ def test_maiql_coordinates_on_the_favorable_dataset(tmp_path, cli, read_metric, 
     assert read_metric(run, "eval/normalized_score") >= 0.95
     assert read_metric(run, "counters/gradient_steps") == 500
     model = MAIQL.load_from_checkpoint(run / "checkpoints" / "last.ckpt")
-    assert model.evaluate(episodes=5, seed=0, env_config=EnvConfig("icg", {"episode_length": 10}))["normalized_score"] >= 0.95
+    icg = EnvConfig("icg", {"episode_length": 10})
+    assert model.evaluate(episodes=5, seed=0, env_config=icg)["normalized_score"] >= 0.95
 
 
 ITD3BC_CONFIG = """\

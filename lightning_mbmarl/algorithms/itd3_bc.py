@@ -45,7 +45,9 @@ class ITD3BC(MultiAgentAlgorithm):
         self.save_config_hyperparameters()
         self.config = config = as_config(td3_bc, TD3BCConfig)
         if steps < 1 or config.policy_delay < 1:
-            raise ValueError(f"ITD3BC: steps and td3_bc.policy_delay must be >= 1, got {steps} and {config.policy_delay}")
+            raise ValueError(
+                f"ITD3BC: steps and td3_bc.policy_delay must be >= 1, got {steps} and {config.policy_delay}"
+            )
         self.steps = steps
         self.agents = TD3BCAgents(self.env_spec, config)
         self.counters.update(gradient_steps=0)

@@ -8,6 +8,11 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
 
+def plots_folder(trainer: L.Trainer) -> Path:
+    """``<run folder>/plots``. Call it on every rank: ``trainer.log_dir`` is a collective operation under DDP."""
+    return Path(trainer.log_dir or trainer.default_root_dir) / "plots"
+
+
 class LearningCurvePlot(L.Callback):
     """Writes ``<run folder>/plots/<metric>.png``: ``metric`` (default ``eval/normalized_score``, else
     ``eval/return``) against the module counter ``x_axis`` (default: ``env_steps`` for methods that count them,
@@ -27,15 +32,16 @@ class LearningCurvePlot(L.Callback):
         axis = self._axis(pl_module)
         return float(counters[axis]) if axis in counters else float(trainer.global_step)
 
-    @rank_zero_only
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics
         name = self.metric if self.metric in metrics else "eval/return"
         if name not in metrics or trainer.sanity_checking:
             return
         self.points.append((self._x(trainer, pl_module), float(metrics[name])))
-        self._plot(Path(trainer.log_dir or trainer.default_root_dir) / "plots", name, self._axis(pl_module))
+        # Every rank asks for the folder: trainer.log_dir is a collective (a broadcast from rank 0) under DDP.
+        self._plot(plots_folder(trainer), name, self._axis(pl_module))
 
+    @rank_zero_only
     def _plot(self, folder: Path, name: str, x_label: str) -> None:
         import matplotlib
 

@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
+from lightning_mbmarl.callbacks.learning_curve import plots_folder
 from lightning_mbmarl.world_models.compounding_error import accumulated_error, compounding_error, window_is_one_episode
 
 
@@ -51,10 +52,10 @@ class ModelErrorCurve(L.Callback):
         for h, value in enumerate(curve.tolist(), start=1):
             pl_module.log(f"model_error/c_{h}", value)
         pl_module.log("model_error/accumulated", accumulated[-1])
-        self._plot(trainer, curve.cpu(), accumulated.cpu())
+        self._plot(trainer, plots_folder(trainer), curve.cpu(), accumulated.cpu())
 
     @rank_zero_only
-    def _plot(self, trainer: L.Trainer, curve: torch.Tensor, accumulated: torch.Tensor) -> None:
+    def _plot(self, trainer: L.Trainer, folder: Path, curve: torch.Tensor, accumulated: torch.Tensor) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -67,7 +68,6 @@ class ModelErrorCurve(L.Callback):
         right.plot(steps, accumulated.numpy(), marker="o")
         right.set(xlabel="rollout step", ylabel="accumulated error", title="accumulated model error")
         fig.tight_layout()
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / "plots"
         folder.mkdir(parents=True, exist_ok=True)
         fig.savefig(folder / "model_error.png", dpi=100)
         for logger in trainer.loggers:

@@ -27,9 +27,18 @@ def register_env(
 
 
 def _register_builtin() -> None:
+    from functools import partial
+
+    from lightning_mbmarl.envs.climb import ClimbGame
     from lightning_mbmarl.envs.icg import IteratedCoordinationGame
 
     register_env("icg", IteratedCoordinationGame)
+    register_env("climb", ClimbGame)
+    # mpe.py imports mpe2 only when an MPE environment is built (pip install -e ".[mpe]")
+    from lightning_mbmarl.envs.mpe import MPE_SCENARIOS, MPEEnv
+
+    for name in MPE_SCENARIOS:
+        register_env(name, partial(MPEEnv, name))
     # mamujoco.py imports gymnasium-robotics only when an environment is built (pip install -e ".[mamujoco]")
     from lightning_mbmarl.envs.mamujoco import MaMuJoCoEnv
 

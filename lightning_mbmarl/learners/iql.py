@@ -88,7 +88,8 @@ class MixedValue(nn.Module):
         self.with_actions, self.discrete = with_actions, spec.discrete
         reads_action = with_actions and not spec.discrete
         outputs = spec.action_dim if with_actions and spec.discrete else 1
-        self.utilities = AgentMLP(spec.n_agents, spec.obs_dim + (spec.action_dim if reads_action else 0), outputs, hidden)
+        in_features = spec.obs_dim + (spec.action_dim if reads_action else 0)
+        self.utilities = AgentMLP(spec.n_agents, in_features, outputs, hidden)
         self.mixer = ValueMixer(spec.n_agents, spec.state_dim, hidden)
 
     def forward(
@@ -116,7 +117,7 @@ class MAIQLAgents(nn.Module):
 
     def __init__(self, spec: EnvSpec, config: MAIQLConfig) -> None:
         super().__init__()
-        self.spec, self.config = spec, config
+        self.spec = spec
         self.actor: CategoricalPolicy | TanhGaussianPolicy = (
             CategoricalPolicy(spec, spec.obs_dim, config.hidden) if spec.discrete
             else TanhGaussianPolicy(spec, spec.obs_dim, config.hidden)

@@ -78,7 +78,7 @@ class TD3BCAgents(nn.Module):
                 f"TD3+BC needs continuous actions, but environment {spec.name!r} has discrete actions; "
                 "use MAIQL or IBC for discrete tasks"
             )
-        self.spec, self.config = spec, config
+        self.spec = spec
         self.actor = DeterministicActor(spec, config.hidden)
         self.critic = TwinCritic(spec.n_agents, spec.obs_dim + spec.action_dim, 1, config.hidden)
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
@@ -130,7 +130,10 @@ def smoothed_target_actions(
 
 @torch.no_grad()
 def td_target(
-    agents: TD3BCAgents, batch: Mapping[str, torch.Tensor], config: TD3BCConfig, generator: torch.Generator | None = None
+    agents: TD3BCAgents,
+    batch: Mapping[str, torch.Tensor],
+    config: TD3BCConfig,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Per-agent targets ``[B, N]``: ``r + gamma (1 - terminal) min_k Q'_i^k(o'_i, smoothed mu'_i(o'_i))``."""
     spec = agents.spec
@@ -143,7 +146,10 @@ def td_target(
 
 
 def critic_loss(
-    agents: TD3BCAgents, batch: Mapping[str, torch.Tensor], config: TD3BCConfig, generator: torch.Generator | None = None
+    agents: TD3BCAgents,
+    batch: Mapping[str, torch.Tensor],
+    config: TD3BCConfig,
+    generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """Squared TD error of both twins against :func:`td_target`, averaged over the batch, summed over twins and
     agents (each agent's critic gets TD3's single-agent gradient). Returns ``loss``, detached ``q`` and ``target``."""

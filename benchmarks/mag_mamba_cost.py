@@ -1,0 +1,111 @@
+"""Cost of one MAG training iteration against one MAMBA iteration, same settings, one process.
+
+Both methods are built from their SMAX configs (``conf/mamba_smax_<map>.yaml`` and ``conf/mag_smax_<map>.yaml``,
+identical except MAG's planning and R̂_m) and trained for ``--iterations`` iterations after warm-up; an iteration is
+one training step (collect ``env_steps_per_update`` environment steps, ``model_updates`` world-model steps and, for
+MAG, as many R̂_m steps, then ``policy_rounds`` rounds of imagination + PPO epochs). The first iteration of each run is
+not timed (allocator and JIT warm-up). Methods alternate run by run (``--repeats``) so machine load hits both alike.
+
+Prints a per-phase breakdown (median seconds) and, last, ``MAG/MAMBA iteration cost ratio: <x>`` (ratio of median
+iteration times). ``--batch-size`` shrinks the replay windows per batch for both methods (every phase scales with
+it, so the ratio stays comparable) when the full size is too slow for the machine.
+
+    OMP_NUM_THREADS=1 python benchmarks/mag_mamba_cost.py --iterations 3 --batch-size 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from typing import Any, Callable
+
+import lightning as L
+import torch
+
+from lightning_mbmarl.cli import RUN_DIR_ENV, build_cli
+
+
+class IterationTimer(L.Callback):
+    """Wall time of every training step; stops the run after ``iterations`` timed ones (the first is skipped)."""
+
+    def __init__(self, iterations: int) -> None:
+        self.iterations, self.times, self._start = iterations, [], 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.times.append(time.perf_counter() - self._start)
+        if len(self.times) > self.iterations:
+            trainer.should_stop = True
+
+
+def timed(timer: IterationTimer, phases: dict[str, float], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, adding its wall time to ``phases[name]`` at every call of a timed iteration."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if timer.times:  # the first iteration is not timed
+                phases[name] += time.perf_counter() - start
+
+    return wrapper
+
+
+def run(method: str, args: argparse.Namespace, output_dir: str) -> tuple[list[float], dict[str, float]]:
+    """Train ``method`` for ``args.iterations + 1`` iterations; (timed iteration seconds, seconds per phase)."""
+    overrides = [
+        f"--model.init_args.online.batch_size={args.batch_size}",
+        "--model.init_args.online.total_env_steps=100000000",
+        "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+        "--trainer.logger=false", "--trainer.callbacks=[]",
+        f"--output_dir={output_dir}", f"--seed_everything={args.seed}",
+    ]
+    os.environ.pop(RUN_DIR_ENV, None)  # each run gets its own folder
+    cli = build_cli(["--config", f"conf/{method}_smax_{args.map}.yaml", *overrides], run=False)
+    timer = IterationTimer(args.iterations)
+    cli.trainer.callbacks.append(timer)
+    model, phases = cli.model, defaultdict(float)
+    model.learn_world_model = timed(timer, phases, "world-model steps (MAG: + R_m steps)", model.learn_world_model)
+    model.learn_policy = timed(timer, phases, "policy rounds (imagination + PPO)", model.learn_policy)
+    model.imagine_from = timed(timer, phases, "of which imagination (MAG: with planning)", model.imagine_from)
+    cli.trainer.fit(model, datamodule=cli.datamodule)
+    print(f"{method}: timed iterations {[round(t, 2) for t in timer.times[1:]]} s", flush=True)
+    return timer.times[1:], {name: total / args.iterations for name, total in phases.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--map", default="2s3z", help="SMAX map of the configs to compare")
+    parser.add_argument("--iterations", type=int, default=3, help="timed iterations per run")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each method, alternating")
+    parser.add_argument("--batch-size", type=int, default=40, help="replay windows per batch (config: 40)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); map {args.map}, batch {args.batch_size} "
+          f"windows, {args.iterations} timed iteration(s) x {args.repeats} run(s) per method")
+    times: dict[str, list[float]] = {"mamba": [], "mag": []}
+    phases: dict[str, list[dict[str, float]]] = {"mamba": [], "mag": []}
+    with tempfile.TemporaryDirectory() as output_dir:
+        for _ in range(args.repeats):
+            for method in ("mamba", "mag"):
+                iteration_times, per_phase = run(method, args, output_dir)
+                times[method] += iteration_times
+                phases[method].append(per_phase)
+    print("\n| phase (s per timed iteration) | MAMBA | MAG |\n|---|---|---|")
+    for name in phases["mamba"][0]:
+        print(f"| {name} | {statistics.median(p[name] for p in phases['mamba']):.2f} | "
+              f"{statistics.median(p[name] for p in phases['mag']):.2f} |")
+    mamba, mag = statistics.median(times["mamba"]), statistics.median(times["mag"])
+    print(f"| whole iteration (median of timed) | {mamba:.2f} | {mag:.2f} |\n")
+    print(f"MAG/MAMBA iteration cost ratio: {mag / mamba:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""MAG: Models as Agents (Wu et al., AAAI 2023), MAMBA whose local models plan their predictions.
+
+Everything is MAMBA's (:mod:`lightning_mbmarl.algorithms.mamba`) except two things, following Algorithm 1:
+
+* with every world-model gradient step, the model-reward predictor R̂_m takes a gradient step on the same replay
+  windows: the prior states the model predicted as inputs, the model's per-step per-agent errors as labels
+  (:mod:`~lightning_mbmarl.world_models.model_reward`; line 5);
+* imagination (and the model-error rollouts) step through :class:`~lightning_mbmarl.world_models.planning.
+  PlanningToPredict`: at each imagined step ``planning.candidates`` candidate trajectories of ``planning.horizon``
+  steps (no further than the rollout's last step, with ``planning.within_rollout``) are rolled out together with
+  the current policy acting, and each sample keeps the first prediction of its candidate with the lowest predicted
+  accumulated model error (lines 8-13). ``mamba.imagination_horizon`` is the rollout length.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lightning_mbmarl.algorithms.base import EvaluationConfig, as_config
+from lightning_mbmarl.algorithms.mamba import MAMBA, MAMBA_ONLINE, MAMBA_PPO, MAMBAConfig
+from lightning_mbmarl.algorithms.masac import optimizer_step
+from lightning_mbmarl.algorithms.online import OnlineConfig
+from lightning_mbmarl.envs import EnvSpec
+from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig
+from lightning_mbmarl.learners.mappo import MAPPOConfig
+from lightning_mbmarl.world_models.model_reward import (
+    ModelRewardConfig,
+    ModelRewardPredictor,
+    model_reward_loss,
+    world_model_loss_and_sequence,
+)
+from lightning_mbmarl.world_models.planning import PlanningConfig, PlanningToPredict
+from lightning_mbmarl.world_models.rssm import RSSMConfig
+from lightning_mbmarl.world_models.rssm_losses import TERMS
+
+
+class MAG(MAMBA):
+    """MAMBA with planning to predict (see the module docstring)."""
+
+    def __init__(
+        self,
+        env_spec: EnvSpec | dict[str, Any] | None = None,
+        online: OnlineConfig = MAMBA_ONLINE,
+        mamba: MAMBAConfig = MAMBAConfig(),
+        world_model: RSSMConfig = RSSMConfig(),
+        mappo: MAPPOConfig = MAMBA_PPO,
+        critic: AttentionCriticConfig = AttentionCriticConfig(),
+        planning: PlanningConfig = PlanningConfig(),
+        model_reward: ModelRewardConfig = ModelRewardConfig(),
+        evaluation: EvaluationConfig = EvaluationConfig(),
+    ) -> None:
+        super().__init__(env_spec, online, mamba, world_model, mappo, critic, evaluation)
+        self.planning = as_config(planning, PlanningConfig)
+        self.model_reward = ModelRewardPredictor(self.world_model.feature_dim, as_config(model_reward, ModelRewardConfig))
+
+    def configure_optimizers(self):
+        return [*super().configure_optimizers(),
+                torch.optim.Adam(self.model_reward.parameters(), lr=self.model_reward.config.learning_rate)]
+
+    def learn_world_model(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A world-model step and an R̂_m step on the same windows (labels: the errors before the model step)."""
+        world_model_optimizer, _, model_reward_optimizer = self.optimizers()
+        losses, observed = world_model_loss_and_sequence(self.world_model, batch)
+        optimizer_step(self, world_model_optimizer, losses["loss"], self.world_model.config.grad_clip)
+        self.counters["world_model_steps"] += 1
+        fit = model_reward_loss(self.model_reward, observed.prior.features, losses["model_error"])
+        optimizer_step(self, model_reward_optimizer, fit["loss"], self.model_reward.config.grad_clip)
+        return {**{f"world_model/{k}": losses[k].detach() for k in ("loss", *TERMS)},
+                "model_reward/loss": fit["loss"].detach(), "model_reward/mean_error": fit["mean_error"]}
+
+    def rollout_model(self, length: int) -> PlanningToPredict:  # type: ignore[override]
+        return PlanningToPredict(self.world_model, self.model_reward, self.latent_policy, self.planning, length)

@@ -1,0 +1,129 @@
+"""MAMBA's learner on world-model features: a per-agent categorical policy and an attention critic, trained with the
+foundation's MAPPO loss (:func:`~lightning_mbmarl.learners.mappo.ppo_loss`) on imagined trajectories.
+
+Both read the latent features ``[deter, stoch]`` of :class:`~lightning_mbmarl.world_models.rssm.RSSMState`
+(``[..., N, F]``). The policy is masked by an availability mask (the world model's prediction in imagination, the
+environment's when acting for real). The critic embeds each agent's features, mixes them with self-attention across
+agents and reads one value per agent; the team value is their mean (MAMBA's agents all predict the team reward).
+
+Batch keys read by :meth:`LatentActorCritic.evaluate_actions` and ``ppo_loss`` (``M`` imagined steps, flattened):
+
+================  ======================  ==========================================================
+key               shape / dtype           meaning
+================  ======================  ==========================================================
+``features``      float ``[M, N, F]``     latent features of the state the action was taken in
+``avail``         bool ``[M, N, A]``      predicted availability the policy acted under
+``action``        int64 ``[M, N]``        actions taken
+``old_log_prob``  float ``[M, N]``        their log-probabilities under the acting policy
+``advantage``     float ``[M]``           team advantage (timeout-aware GAE)
+``return``        float ``[M]``           team return target of the critic
+================  ======================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from lightning_mbmarl.envs.base import EnvSpec
+from lightning_mbmarl.learners.gae import timeout_gae
+from lightning_mbmarl.learners.mappo import MAPPOConfig
+from lightning_mbmarl.learners.policies import CategoricalPolicy
+from lightning_mbmarl.world_models.attention import AgentAttention
+
+
+@dataclass
+class AttentionCriticConfig:
+    """Shape of the attention critic (MAMBA: embedding -> one attention layer -> MLP)."""
+
+    attention_layers: int = 1  # transformer encoder layers across agents
+    attention_heads: int = 8  # heads of each layer (must divide mappo.hidden[0])
+
+
+class AttentionCritic(nn.Module):
+    """Team value from every agent's features: ``[..., N, F] -> float32 [...]``.
+
+    ``Linear(F, hidden[0]) -> ReLU -> attention across agents -> MLP(hidden[1:]) -> value per agent``, averaged
+    over agents.
+    """
+
+    def __init__(self, n_agents: int, feature_dim: int, hidden: tuple[int, ...], config: AttentionCriticConfig) -> None:
+        super().__init__()
+        if not hidden:
+            raise ValueError("AttentionCritic: mappo.hidden needs at least one size (the attention width)")
+        width = hidden[0]
+        self.embed = nn.Sequential(nn.Linear(feature_dim, width), nn.ReLU())
+        self.attention = AgentAttention(n_agents, width, config.attention_layers, config.attention_heads, width, 0.0)
+        layers: list[nn.Module] = []
+        for a, b in zip(hidden[:-1], hidden[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        self.head = nn.Sequential(*layers, nn.Linear(hidden[-1], 1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        agent_values = self.head(self.attention(self.embed(features))).squeeze(-1)  # [..., N]
+        return agent_values.float().mean(dim=-1)
+
+
+class LatentActorCritic(nn.Module):
+    """Policy and critic on latent features (see the module docstring); duck-types what ``ppo_loss`` reads."""
+
+    def __init__(self, spec: EnvSpec, feature_dim: int, config: MAPPOConfig, critic: AttentionCriticConfig) -> None:
+        super().__init__()
+        if not spec.discrete:
+            raise ValueError(f"LatentActorCritic: {spec.name!r} has continuous actions; MAMBA's policy is categorical")
+        self.spec, self.config = spec, config
+        self.policy = CategoricalPolicy(spec, feature_dim, config.hidden, config.share_parameters)
+        self.critic = AttentionCritic(spec.n_agents, feature_dim, config.hidden, critic)
+
+    @torch.no_grad()
+    def act(
+        self, features: torch.Tensor, avail: torch.Tensor, greedy: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions int64 ``[..., N]`` (sampled, or the most likely) and their float32 log-probs ``[..., N]``."""
+        dist = self.policy(features, avail)
+        actions = dist.mode() if greedy else dist.sample()
+        return actions, dist.log_prob(actions)
+
+    def value(self, features: torch.Tensor) -> torch.Tensor:
+        """Team value float32 ``[...]`` of features ``[..., N, F]``."""
+        return self.critic(features)
+
+    def evaluate_actions(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(log_probs [M, N], entropy [M, N], values [M])`` in float32, for ``ppo_loss``."""
+        dist = self.policy(batch["features"], batch["avail"])
+        return dist.log_prob(batch["action"]), dist.entropy(), self.critic(batch["features"])
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Optimizer groups with the actor and critic learning rates."""
+        return [
+            {"name": "actor", "params": list(self.policy.parameters()), "lr": self.config.actor_lr},
+            {"name": "critic", "params": list(self.critic.parameters()), "lr": self.config.critic_lr},
+        ]
+
+
+@torch.no_grad()
+def imagined_ppo_batch(
+    actor_critic: LatentActorCritic, rollout: Mapping[str, torch.Tensor], gamma: float, gae_lambda: float
+) -> dict[str, torch.Tensor]:
+    """The PPO batch of an imagined rollout (:func:`~lightning_mbmarl.world_models.imagination.imagine`'s output,
+    time first: ``features [H + 1, B, N, F]``, the others ``[H, B, ...]``).
+
+    The team reward is the agents' mean predicted reward; the imagined episode ends where the agents' mean predicted
+    continuation probability falls to 0.5 or below. GAE (:func:`~lightning_mbmarl.learners.gae.timeout_gae`) treats
+    that step as terminal and bootstraps the last step from the critic. Steps after a predicted end are dropped.
+    Returns the keys of the module docstring, flattened to ``[M]`` (``M <= H * B``), float32 where floating.
+    """
+    features = rollout["features"]
+    values = actor_critic.value(features)  # [H + 1, B]
+    rewards = rollout["rewards"].float().mean(dim=-1)  # [H, B]
+    continues = (rollout["discounts"].float().mean(dim=-1) > 0.5).float()
+    advantages, returns = timeout_gae(rewards, values[:-1], values[1:], continues, torch.ones_like(continues),
+                                      gamma, gae_lambda)
+    alive = torch.cat([torch.ones_like(continues[:1]), continues[:-1]]).cumprod(dim=0).bool()  # [H, B]
+    batch = {"features": features[:-1].float(), "avail": rollout["avail"], "action": rollout["actions"],
+             "old_log_prob": rollout["log_probs"].float(), "advantage": advantages, "return": returns}
+    return {key: value[alive] for key, value in batch.items()}

@@ -1,0 +1,61 @@
+"""MAG (MAMBA + planning to predict) end to end through the command line on SMAX 2s3z, tiny sizes: one process, and
+two-process DDP on CPU."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_mbmarl.algorithms.mag import MAG
+
+pytestmark = pytest.mark.slow
+
+# A few hundred environment steps with tiny networks; everything else is conf/mag_smax_2s3z.yaml.
+TINY = [
+    "--model.init_args.online.total_env_steps=300", "--model.init_args.online.warmup_env_steps=100",
+    "--model.init_args.online.env_steps_per_update=50", "--model.init_args.online.batch_size=4",
+    "--model.init_args.mamba.sequence_length=8", "--model.init_args.mamba.model_updates=2",
+    "--model.init_args.mamba.policy_rounds=1", "--model.init_args.mamba.imagination_horizon=5",
+    "--model.init_args.world_model.hidden=16", "--model.init_args.world_model.embed=16",
+    "--model.init_args.world_model.deter=16", "--model.init_args.world_model.categoricals=4",
+    "--model.init_args.world_model.classes=4", "--model.init_args.world_model.attention_layers=1",
+    "--model.init_args.world_model.attention_heads=2", "--model.init_args.world_model.attention_feedforward=16",
+    "--model.init_args.mappo.hidden=[16,16]", "--model.init_args.mappo.minibatch_size=64",
+    "--model.init_args.mappo.epochs=1", "--model.init_args.critic.attention_heads=2",
+    "--model.init_args.planning.horizon=3", "--model.init_args.model_reward.hidden=16",
+    "--model.init_args.model_reward.layers=1",
+    "--model.init_args.evaluation.episodes=2", "--model.init_args.evaluation.final_episodes=2",
+    "--data.init_args.num_envs=2", "--trainer.val_check_interval=2",
+    "--trainer.callbacks.init_args.trajectories=16",  # the last callback: ModelErrorCurve
+]
+
+
+def _run(output_dir: Path) -> Path:
+    return output_dir / "mag_smax_2s3z" / "version_0"
+
+
+def test_mag_trains_on_smax(tmp_path, cli, read_metric, quiet_cli_args):
+    result = cli("fit", "--config", "conf/mag_smax_2s3z.yaml", "--seed_everything=1", *TINY, *quiet_cli_args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = _run(tmp_path / "outputs")
+    assert read_metric(run, "env_steps") >= 300
+    assert 0.0 <= read_metric(run, "eval/won_rate") <= 1.0
+    assert read_metric(run, "counters/world_model_steps") == 2 * read_metric(run, "counters/updates")
+    assert torch.isfinite(torch.tensor(read_metric(run, "model_reward/loss")))
+    assert read_metric(run, "model_error/accumulated") > 0.0  # the model-error callback ran MAG's rollouts
+    assert (run / "plots" / "eval_won_rate.png").exists() and (run / "plots" / "model_error.png").exists()
+    model = MAG.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu")
+    assert model.planning.horizon == 3 and model.planning.candidates == 4
+    assert model.counters["env_steps"] >= 300
+
+
+def test_mag_two_process_ddp_on_cpu(tmp_path, cli, read_metric, quiet_cli_args):
+    result = cli("fit", "--config", "conf/mag_smax_2s3z.yaml", *TINY, "--trainer.accelerator=cpu",
+                 "--trainer.devices=2", *quiet_cli_args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = _run(tmp_path / "outputs")
+    assert read_metric(run, "env_steps") >= 300  # summed over both ranks
+    assert 0.0 <= read_metric(run, "eval/won_rate") <= 1.0
+    assert not (tmp_path / "outputs" / "mag_smax_2s3z" / "version_1").exists()  # both ranks shared one folder
+    replay = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["OnlineDataModule"]
+    assert len(replay["ranks"]) == 2  # each rank's replay buffer, gathered on rank 0

@@ -1,0 +1,176 @@
+"""MAG's planning to predict: per-sample candidate choice, candidates batched per step, predicted availability
+respected everywhere the policy acts, R̂_m fitted from the world-model pass, and MAMBA's imagined PPO batch."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lightning_mbmarl.envs.base import EnvSpec
+from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig, LatentActorCritic, imagined_ppo_batch
+from lightning_mbmarl.learners.mappo import MAPPOConfig
+from lightning_mbmarl.learners.policies import MaskedCategorical
+from lightning_mbmarl.world_models.imagination import imagine
+from lightning_mbmarl.world_models.model_reward import (
+    ModelRewardConfig,
+    ModelRewardPredictor,
+    model_reward_loss,
+    world_model_loss_and_sequence,
+)
+from lightning_mbmarl.world_models.planning import PlanningConfig, PlanningToPredict, plan_prediction
+from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMState, RSSMWorldModel
+from lightning_mbmarl.world_models.rssm_losses import world_model_loss
+
+SPEC = EnvSpec(name="toy", n_agents=3, obs_dims=(4, 6, 5), state_dim=7, action_kind="discrete",
+               action_sizes=(3, 5, 4), episode_limit=20)
+N, O, A = SPEC.n_agents, SPEC.obs_dim, SPEC.action_dim
+
+
+def tiny_model(seed: int = 0) -> RSSMWorldModel:
+    torch.manual_seed(seed)
+    config = RSSMConfig(hidden=16, embed=16, deter=16, categoricals=4, classes=4, attention_layers=1,
+                        attention_heads=2, attention_feedforward=16, head_layers=1)
+    return RSSMWorldModel(SPEC, config).eval()
+
+
+def random_state(model: RSSMWorldModel, B: int) -> RSSMState:
+    return model.posterior(model.reset_prior((B,)), model.encode(torch.randn(B, N, O)))
+
+
+def uniform_policy(features: torch.Tensor, avail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    dist = MaskedCategorical(torch.zeros(avail.shape), avail)
+    actions = dist.sample()
+    return actions, dist.log_prob(actions)
+
+
+def test_each_sample_takes_its_own_best_candidate() -> None:
+    model = tiny_model()
+    # A hand-made R̂_m: per candidate error of each sample, the same for every agent and step.
+    # Sample 0 prefers candidate 1, sample 1 prefers candidate 3 (one argmin over the batch cannot satisfy both).
+    table = torch.tensor([[5.0, 1.0, 4.0, 3.0], [2.0, 6.0, 5.0, 0.5]])
+
+    def predict_error(features: torch.Tensor) -> torch.Tensor:
+        assert features.shape[:2] == (2, 4)  # [B, L, N, F]
+        return table[:, :, None].expand(features.shape[:-1])
+
+    state = random_state(model, 2)
+    actions = F.one_hot(torch.tensor([[0, 1, 2], [2, 0, 1]]), A).float()
+    with torch.no_grad():
+        plan = plan_prediction(model, predict_error, uniform_policy, state, actions, horizon=3, candidates=4)
+    assert plan.choice.tolist() == [1, 3]
+    torch.testing.assert_close(plan.scores, 3 * N * table)  # summed over agents and the 3 steps
+    for b, j in enumerate((1, 3)):
+        for field in ("deter", "stoch", "logits"):
+            assert torch.equal(getattr(plan.next_state, field)[b], getattr(plan.first, field)[b, j]), field
+    # The candidates share the deterministic transition from (state, action) and differ by their samples only.
+    expected_deter = model.imagine_step(state, actions).deter
+    torch.testing.assert_close(plan.first.deter, expected_deter.unsqueeze(1).expand_as(plan.first.deter))
+
+
+def test_candidates_advance_together_one_transition_per_step() -> None:
+    model = tiny_model()
+    shapes: list[tuple[int, ...]] = []
+    step = model.imagine_step
+
+    def counting_step(state: RSSMState, actions: torch.Tensor) -> RSSMState:
+        shapes.append(tuple(state.deter.shape[:-2]))
+        return step(state, actions)
+
+    model.imagine_step = counting_step  # type: ignore[method-assign]
+    B, L, H = 5, 4, 6
+    actions = F.one_hot(torch.zeros(B, N, dtype=torch.long), A).float()
+    with torch.no_grad():
+        plan_prediction(model, lambda f: f.sum(-1), uniform_policy, random_state(model, B), actions, H, L)
+    assert shapes == [(B,)] + [(B, L)] * (H - 1)  # shared first step, then all candidates of all samples at once
+
+    # Within a rollout of 3 steps the plans look 3, 2, then 1 step ahead; without, always H.
+    for within, expected in ((True, [3, 2, 1]), (False, [H] * 3)):
+        planner = PlanningToPredict(model, lambda f: f.sum(-1), uniform_policy,
+                                    PlanningConfig(horizon=H, candidates=L, within_rollout=within), rollout_length=3)
+        state, passes = random_state(model, B), []
+        with torch.no_grad():
+            for _ in range(3):
+                before = len(shapes)
+                state = planner.imagine_step(state, actions)
+                passes.append(len(shapes) - before)
+        assert passes == expected and state.deter.shape == (B, N, model.config.deter)
+
+
+def test_predicted_availability_is_respected_in_planning_and_imagination() -> None:
+    model = tiny_model()
+    with torch.no_grad():  # the avail head says: choices 0 and 2 available, the others not
+        model.avail_head[-1].weight.zero_()
+        model.avail_head[-1].bias.copy_(torch.tensor([5.0, -5.0, 5.0, -5.0, -5.0]))
+    allowed = torch.tensor([True, False, True, False, False])
+    config = MAPPOConfig(hidden=(16, 16), share_parameters=True)
+    actor_critic = LatentActorCritic(SPEC, model.feature_dim, config, AttentionCriticConfig(attention_heads=2))
+    with torch.no_grad():  # a policy that strongly prefers the unavailable choices: the mask must overrule it
+        actor_critic.policy.net.net.net[-1].bias.copy_(torch.tensor([0.0, 20.0, 0.0, 20.0, 20.0]))
+    acted: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def policy(features: torch.Tensor, avail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        actions, log_probs = actor_critic.act(features, avail)
+        acted.append((avail, actions))
+        return actions, log_probs
+
+    planner = PlanningToPredict(model, ModelRewardPredictor(model.feature_dim, ModelRewardConfig(hidden=8, layers=1)),
+                                policy, PlanningConfig(horizon=3, candidates=4), rollout_length=5)
+    with torch.no_grad():
+        rollout = imagine(planner, policy, random_state(model, 6), 5)
+    assert len(acted) > 5  # the imagined steps and the candidates' later steps
+    for avail, actions in acted:
+        assert torch.equal(avail, allowed.expand(avail.shape))
+        assert avail.gather(-1, actions.unsqueeze(-1)).all()
+    batch = imagined_ppo_batch(actor_critic, rollout, gamma=0.99, gae_lambda=0.95)
+    assert batch["avail"].gather(-1, batch["action"].unsqueeze(-1)).all()
+    log_probs, entropy, values = actor_critic.evaluate_actions(batch)
+    torch.testing.assert_close(log_probs, batch["old_log_prob"])
+    assert values.shape == batch["return"].shape and torch.isfinite(entropy).all()
+
+
+def test_model_reward_fits_the_errors_of_the_same_world_model_pass() -> None:
+    model = tiny_model().train()
+    g = torch.Generator().manual_seed(0)
+    B, L = 4, 5
+    obs = torch.randn(B, L + 1, N, O, generator=g) * torch.as_tensor(SPEC.observation_mask())
+    avail = torch.ones(B, L + 1, N, A, dtype=torch.bool) & torch.as_tensor(SPEC.action_mask())
+    batch = {"obs": obs[:, :-1], "next_obs": obs[:, 1:], "avail": avail[:, :-1], "next_avail": avail[:, 1:],
+             "action": torch.zeros(B, L, N, dtype=torch.long), "reward": torch.randn(B, L, generator=g),
+             "agent_rewards": torch.zeros(B, L, N), "terminated": torch.zeros(B, L, dtype=torch.bool),
+             "is_first": torch.zeros(B, L, dtype=torch.bool)}
+    torch.manual_seed(3)
+    losses, observed = world_model_loss_and_sequence(model, batch)
+    torch.manual_seed(3)
+    reference = world_model_loss(model, batch)
+    torch.testing.assert_close(losses["model_error"], reference["model_error"])  # same pass, same samples
+    assert observed.prior.features.shape == (B, L, N, model.feature_dim)
+
+    predictor = ModelRewardPredictor(model.feature_dim, ModelRewardConfig(hidden=32, layers=2))
+    optimizer = torch.optim.Adam(predictor.parameters(), lr=1e-2)
+    inputs, labels = observed.prior.features.detach(), losses["model_error"]
+    first = model_reward_loss(predictor, inputs, labels)["loss"].item()
+    for _ in range(200):
+        fit = model_reward_loss(predictor, inputs, labels)
+        optimizer.zero_grad()
+        fit["loss"].backward()
+        optimizer.step()
+    assert fit["loss"].item() < 0.1 * first
+
+
+class ZeroCritic:
+    def value(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(features.shape[:-2])
+
+
+def test_imagined_ppo_batch_ends_episodes_where_the_model_predicts_it() -> None:
+    H, B = 3, 2
+    discounts = torch.ones(H, B, N)
+    discounts[1, 1] = 0.1  # sample 1 is predicted to end after its step 1
+    rollout = {"features": torch.randn(H + 1, B, N, 8), "avail": torch.ones(H, B, N, A, dtype=torch.bool),
+               "actions": torch.zeros(H, B, N, dtype=torch.long), "log_probs": torch.zeros(H, B, N),
+               "rewards": torch.ones(H, B, N), "discounts": discounts}
+    batch = imagined_ppo_batch(ZeroCritic(), rollout, gamma=0.5, gae_lambda=1.0)  # type: ignore[arg-type]
+    assert batch["return"].shape == (H * B - 1,)  # sample 1's step 2 comes after its end: dropped
+    # Kept order is [h0 b0, h0 b1, h1 b0, h1 b1, h2 b0]; with zero values the returns are discounted rewards.
+    torch.testing.assert_close(batch["return"], torch.tensor([1.75, 1.5, 1.5, 1.0, 1.0]))
+    torch.testing.assert_close(batch["advantage"], batch["return"])
