@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm
+from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
 from lightning_mbmarl.data.env_runner import TeamPolicy, summarize_episodes
 from lightning_mbmarl.data.online_datamodule import OnlineDataModule
 from lightning_mbmarl.envs import EnvSpec
@@ -37,7 +37,7 @@ class OnlineAlgorithm(MultiAgentAlgorithm):
 
     def __init__(self, env_spec: EnvSpec | dict[str, Any] | None, online: OnlineConfig, evaluation: EvaluationConfig) -> None:
         super().__init__(env_spec, evaluation)
-        self.online = online
+        self.online = as_config(online, OnlineConfig)
         self.counters.update(env_steps=0, updates=0)
 
     @property

@@ -8,7 +8,9 @@ Choices made here (the paper gives no formula):
 
 * States are indexed 0 (the paper's state 1) and 1 (state 2). A state's *equilibrium landmark* ``e = (c, c)`` is
   lower-left in state 0 and upper-right in state 1; its *tempting landmark* ``o`` is the other one.
-* Common payoff: both agents get the same reward (``agent_rewards = [r, r]``), and the team reward is ``r``::
+* Common payoff: both agents get the same reward (``agent_rewards = [r, r]``), and the team reward is ``r``. (The
+  paper calls Climb a modified Battle of the Sexes and lists it among competitive tasks; with one equilibrium wanted
+  in each state, a shared climb-style payoff keeps the team reward meaningful for this package's learners.)::
 
       r(s, a, b) = 1/2 [k_n(a - c) k_w(b - c) + k_w(a - c) k_n(b - c)]      summit on two ridges
                  + 0.3 max(0, 1 - |(a, b) - o|^2)^2                         tempting hill
@@ -30,7 +32,7 @@ Choices made here (the paper gives no formula):
 * Transitions: the state alternates 0, 1, 0, ... independently of the actions, starting from a uniformly random
   state (seeded by ``reset(seed)``). Since the actions never move the state, the game's Markov Nash equilibrium is
   the stage equilibrium of each state.
-* Episodes last ``episode_length`` steps (default 25, the paper's episode length) and end by truncation.
+* Episodes last ``episode_length`` steps (default 25, the length of the paper's episodes) and end by truncation.
 * Each agent observes the state as a one-hot ``[2]``; the global state is the same one-hot.
 * Actions: ``float32 [2, 1]`` in [-1, 1] (values outside are clipped).
 """
@@ -119,7 +121,9 @@ class ClimbGame(MultiAgentEnv):
         self._t = 0
         return self._observe()
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, bool, bool, dict[str, Any]]:
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, bool, bool, dict[str, Any]]:
         actions = np.asarray(actions, np.float64)
         if actions.size != 2 or not np.isfinite(actions).all():
             raise ValueError(f"climb: actions must be two finite numbers (shape [2, 1]), got {actions!r}")

@@ -54,6 +54,7 @@ def _parallel_env(name: str, **kwargs: Any) -> Any:
 
 
 def _spec(name: str, env: Any, episode_length: int) -> EnvSpec:
+    """The spec of an mpe2 parallel env; its ``state()`` is the agents' observations concatenated in agent order."""
     agents = tuple(env.possible_agents)
     obs_dims = tuple(int(env.observation_space(a).shape[0]) for a in agents)
     spaces = [env.action_space(a) for a in agents]
@@ -75,17 +76,23 @@ def _spec(name: str, env: Any, episode_length: int) -> EnvSpec:
 class MPEEnv(MultiAgentEnv):
     """One copy of an mpe2 task behind the common interface; see the module docstring for the conventions."""
 
-    def __init__(self, name: str, episode_length: int = 25, continuous_actions: bool = True, **scenario_kwargs: Any) -> None:
+    def __init__(
+        self, name: str, episode_length: int = 25, continuous_actions: bool = True, **scenario_kwargs: Any
+    ) -> None:
         if episode_length < 1:
             raise ValueError(f"{name}: episode_length must be >= 1, got {episode_length}")
-        self._env = _parallel_env(name, max_cycles=episode_length, continuous_actions=continuous_actions, **scenario_kwargs)
+        self._env = _parallel_env(
+            name, max_cycles=episode_length, continuous_actions=continuous_actions, **scenario_kwargs
+        )
         self.spec = _spec(name, self._env, episode_length)
         self._agents = self.spec.agent_names
         self._avail = self.spec.action_mask()
-        if not self.spec.discrete:
-            bounds = [self._env.action_space(a) for a in self._agents]
-            self._low = [np.asarray(b.low, np.float32) for b in bounds]
-            self._high = [np.asarray(b.high, np.float32) for b in bounds]
+        # Continuous actions only: each agent's mpe2 Box bounds (low [d_i], high [d_i]).
+        self._bounds = [
+            (np.asarray(space.low, np.float32), np.asarray(space.high, np.float32))
+            for space in (self._env.action_space(a) for a in self._agents)
+            if isinstance(space, gym_spaces.Box)
+        ]
         self._t = 0
         self._running = False
 
@@ -103,15 +110,19 @@ class MPEEnv(MultiAgentEnv):
             sizes = np.asarray(spec.action_sizes)
             integral = np.issubdtype(actions.dtype, np.integer)
             if actions.shape != (spec.n_agents,) or not integral or not np.all((actions >= 0) & (actions < sizes)):
-                raise ValueError(f"{spec.name}: actions must be {spec.n_agents} integers, agent i's in [0, {list(sizes)}[i]), got {actions!r}")
+                raise ValueError(
+                    f"{spec.name}: actions must be {spec.n_agents} integers, agent i's in [0, action_sizes[i]) with "
+                    f"action_sizes={spec.action_sizes}, got {actions!r}"
+                )
             return {agent: int(a) for agent, a in zip(self._agents, actions)}
         actions = np.asarray(actions, np.float32)
         if actions.shape != (spec.n_agents, spec.action_dim) or not np.isfinite(actions).all():
-            raise ValueError(f"{spec.name}: actions must be finite floats of shape {(spec.n_agents, spec.action_dim)}, got {actions!r}")
+            shape = (spec.n_agents, spec.action_dim)
+            raise ValueError(f"{spec.name}: actions must be finite floats of shape {shape}, got {actions!r}")
         unit = (np.clip(actions, -1.0, 1.0) + 1.0) / 2.0  # [-1, 1] -> [0, 1]
         return {
             agent: (low + unit[i, : len(low)] * (high - low)).astype(np.float32)
-            for i, (agent, low, high) in enumerate(zip(self._agents, self._low, self._high))
+            for i, (agent, (low, high)) in enumerate(zip(self._agents, self._bounds))
         }
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,17 +131,19 @@ class MPEEnv(MultiAgentEnv):
         self._running = True
         return self._pad(observations), self._env.state().astype(np.float32), self._avail.copy()
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, bool, bool, dict[str, Any]]:
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, bool, bool, dict[str, Any]]:
         if not self._running:
-            raise RuntimeError(f"{self.spec.name}: call reset() before step() (the episode has ended or never started)")
+            raise RuntimeError(f"{self.spec.name}: call reset() before step() (the episode has ended or not begun)")
         observations, rewards, terminations, _, _ = self._env.step(self._mpe_actions(actions))
         self._t += 1
         agent_rewards = np.array([rewards[a] for a in self._agents], np.float32)
         terminated = any(terminations.values())
         truncated = self._t >= self.spec.episode_limit and not terminated
         self._running = not (terminated or truncated)
-        state = self._env.state().astype(np.float32)
-        return self._pad(observations), state, self._avail.copy(), float(agent_rewards.mean()), agent_rewards, terminated, truncated, {}
+        obs, state, reward = self._pad(observations), self._env.state().astype(np.float32), float(agent_rewards.mean())
+        return obs, state, self._avail.copy(), reward, agent_rewards, terminated, truncated, {}
 
     def close(self) -> None:
         self._env.close()
