@@ -69,7 +69,7 @@ class MADDPG(OnlineAlgorithm):
 
     def learn_from(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One MADDPG gradient step on ``batch`` (keys: :mod:`lightning_mbmarl.learners.masac`); scalars to log."""
-        critic_optimizer, actor_optimizer = self.optimizers()
+        critic_optimizer, actor_optimizer = self.optimizers()[:2]  # subclasses append theirs
         config, agents = self.config, self.agents
         critic = critic_loss(agents, batch, config)
         optimizer_step(self, critic_optimizer, critic["loss"], config.max_grad_norm)

@@ -83,7 +83,7 @@ class MASAC(OnlineAlgorithm):
 
     def learn_from(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One MASAC gradient step on ``batch`` (keys: :mod:`lightning_mbmarl.learners.masac`); scalars to log."""
-        critic_optimizer, actor_optimizer, alpha_optimizer = self.optimizers()
+        critic_optimizer, actor_optimizer, alpha_optimizer = self.optimizers()[:3]  # subclasses append theirs
         config = self.config
         critic = critic_loss(self.agents, batch, config)
         optimizer_step(self, critic_optimizer, critic["loss"], config.max_grad_norm)

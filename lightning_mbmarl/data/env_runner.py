@@ -23,12 +23,14 @@ TeamPolicy = Callable[[torch.Tensor, torch.Tensor, History], torch.Tensor]
 
 @dataclass
 class FinishedEpisode:
-    """An episode that ended during a step: which copy, its return and length, and its boolean flags (e.g. won)."""
+    """An episode that ended during a step: which copy, its return and length, its boolean flags (e.g. won) and the
+    numbers the environment reported at its last step (e.g. nash_distance)."""
 
     copy: int
     episode_return: float
     length: int
     flags: dict[str, bool] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 class EnvRunner:
@@ -69,7 +71,8 @@ class EnvRunner:
         self.episode_length += 1
         finished = [
             FinishedEpisode(int(b), float(self.episode_return[b]), int(self.episode_length[b]),
-                            {k: bool(v[b]) for k, v in result.info.items() if v.dtype == bool})
+                            {k: bool(v[b]) for k, v in result.info.items() if v.dtype == bool},
+                            {k: float(v[b]) for k, v in result.info.items() if v.dtype.kind == "f"})
             for b in np.flatnonzero(done)
         ]
         self.episode_return[done] = 0.0
@@ -80,11 +83,14 @@ class EnvRunner:
 
 
 def summarize_episodes(episodes: list[FinishedEpisode]) -> dict[str, float]:
-    """Mean ``episode_return`` and ``episode_length`` of finished episodes, and the rate of each flag (``won_rate``)."""
+    """Mean ``episode_return`` and ``episode_length`` of finished episodes, the rate of each flag (``won_rate``) and
+    the mean of each number reported at episode ends (``nash_distance``)."""
     if not episodes:
         return {}
     stats = {"episode_return": float(np.mean([e.episode_return for e in episodes])),
              "episode_length": float(np.mean([e.length for e in episodes]))}
     for flag in sorted({k for e in episodes for k in e.flags}):
         stats[f"{flag}_rate"] = float(np.mean([e.flags.get(flag, False) for e in episodes]))
+    for name in sorted({k for e in episodes for k in e.metrics}):
+        stats[name] = float(np.nanmean([e.metrics.get(name, np.nan) for e in episodes]))
     return stats

@@ -35,6 +35,9 @@ Choices made here (the paper gives no formula):
 * Episodes last ``episode_length`` steps (default 25, the length of the paper's episodes) and end by truncation.
 * Each agent observes the state as a one-hot ``[2]``; the global state is the same one-hot.
 * Actions: ``float32 [2, 1]`` in [-1, 1] (values outside are clipped).
+* ``info["nash_distance"]`` (every step): :func:`nash_distance` of the latest joint actions taken in each state
+  (nan until both states were played). At the end of a greedy episode it is the distance the issue's
+  ``eval/nash_distance`` asks for.
 """
 
 from __future__ import annotations
@@ -109,6 +112,7 @@ class ClimbGame(MultiAgentEnv):
         self._rng = np.random.default_rng()
         self._state = 0
         self._t = 0
+        self._last_joint = np.full((2, 2), np.nan)  # the latest joint action taken in each state, for nash_distance
 
     def _observe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         state = np.eye(2, dtype=np.float32)[self._state]
@@ -119,6 +123,7 @@ class ClimbGame(MultiAgentEnv):
             self._rng = np.random.default_rng(seed)
         self._state = int(self._rng.integers(2))
         self._t = 0
+        self._last_joint[:] = np.nan
         return self._observe()
 
     def step(
@@ -128,8 +133,12 @@ class ClimbGame(MultiAgentEnv):
         if actions.size != 2 or not np.isfinite(actions).all():
             raise ValueError(f"climb: actions must be two finite numbers (shape [2, 1]), got {actions!r}")
         reward = float(climb_reward(self._state, actions.reshape(2)))
+        self._last_joint[self._state] = np.clip(actions.reshape(2), -1.0, 1.0)
         self._state = 1 - self._state
         self._t += 1
         obs, state, avail = self._observe()
         truncated = self._t >= self.spec.episode_limit
-        return obs, state, avail, reward, np.full(2, reward, np.float32), False, truncated, {}
+        # nan until both states have been played; at the end of an episode, how far the team's latest joint actions
+        # in the two states are from the equilibria (logged as eval/nash_distance)
+        distance = np.nan if np.isnan(self._last_joint).any() else nash_distance(*self._last_joint)
+        return obs, state, avail, reward, np.full(2, reward, np.float32), False, truncated, {"nash_distance": distance}

@@ -56,3 +56,15 @@ class AgentMLP(nn.Module):
             x = torch.cat([x, ids], dim=-1)
         y = self.net(split_agents(x, self.n_agents, self.share_parameters))
         return merge_agents(y, lead, self.n_agents, self.share_parameters)
+
+
+def agent_batch_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-agent mean over the batch: ``values [..., B, N] -> [..., N]``.
+
+    ``weights [B, N]`` (optional) say how much each sample counts for each agent; AORPO gives each agent only the
+    transitions of its own ego rollouts (weight 1) and every agent the real transitions.
+    """
+    if weights is None:
+        return values.mean(dim=-2)
+    weights = weights.to(values.dtype)
+    return (values * weights).sum(dim=-2) / weights.sum(dim=0).clamp_min(1e-8)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_mbmarl.envs.base import EnvSpec
-from lightning_mbmarl.learners.agent_nets import AgentMLP
+from lightning_mbmarl.learners.agent_nets import AgentMLP, agent_batch_mean
 from lightning_mbmarl.learners.masac import (
     critic_input,
     current_opponent_features,
@@ -167,7 +167,8 @@ def critic_loss(
     joint = batch["action_features"].float()
     target = td_target(agents, batch, config)
     q = agents.critic(critic_input(batch["state"], joint_with_own(joint, joint))).float().squeeze(-1)
-    return {"loss": (q - target).square().mean(dim=0).sum(), "q": q.detach().mean(), "target": target.mean()}
+    loss = agent_batch_mean((q - target).square(), batch.get("agent_weights")).sum()
+    return {"loss": loss, "q": q.detach().mean(), "target": target.mean()}
 
 
 def actor_loss(
@@ -182,5 +183,5 @@ def actor_loss(
     own = agents.differentiable(pre, avail)
     q = agents.critic(critic_input(batch["state"], joint_with_own(joint, own))).float().squeeze(-1)  # [B, N]
     l2 = torch.where(agents.action_mask, pre.square(), 0.0).sum(dim=-1)  # [B, N]
-    loss = (config.action_l2 * l2 - q).mean(dim=0).sum()
+    loss = agent_batch_mean(config.action_l2 * l2 - q, batch.get("agent_weights")).sum()
     return {"loss": loss, "q": q.detach().mean(), "pre_activation_l2": l2.detach().mean()}

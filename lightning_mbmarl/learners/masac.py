@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_mbmarl.envs.base import EnvSpec
-from lightning_mbmarl.learners.agent_nets import AgentMLP
+from lightning_mbmarl.learners.agent_nets import AgentMLP, agent_batch_mean
 from lightning_mbmarl.learners.policies import CategoricalPolicy, MaskedCategorical
 from lightning_mbmarl.learners.squashed import TanhGaussian, TanhGaussianPolicy
 
@@ -236,7 +236,7 @@ def critic_loss(agents: MASACAgents, batch: Mapping[str, torch.Tensor], config: 
         q = (agents.critic(critic_input(state, opponent_features(joint))) * joint).sum(dim=-1)  # [2, B, N]
     else:
         q = agents.critic(critic_input(state, joint_with_own(joint, joint))).squeeze(-1)
-    loss = 0.5 * (q - target).square().mean(dim=1).sum()
+    loss = agent_batch_mean(0.5 * (q - target).square(), batch.get("agent_weights")).sum()
     return {"loss": loss, "q": q.detach().mean(), "target": target.mean()}
 
 
@@ -263,8 +263,9 @@ def actor_loss(agents: MASACAgents, batch: Mapping[str, torch.Tensor], config: M
         per_agent = alpha * log_prob - q
         entropy = -log_prob
         q_mean = q.mean()
-    agent_entropy = entropy.detach().mean(dim=0)
-    return {"loss": per_agent.mean(dim=0).sum(), "agent_entropy": agent_entropy, "entropy": agent_entropy.mean(),
+    weights = batch.get("agent_weights")
+    agent_entropy = agent_batch_mean(entropy.detach(), weights)
+    return {"loss": agent_batch_mean(per_agent, weights).sum(), "agent_entropy": agent_entropy, "entropy": agent_entropy.mean(),
             "q": q_mean.detach()}
 
 
