@@ -125,3 +125,48 @@ class ReplayBuffer:
         for key, store in self.storage.items():
             store[:size] = state["storage"][key][-size:]
         self.size, self.position = size, size % self.capacity
+
+
+class TransitionStore:
+    """A ring of flat transitions (a dict of tensors sharing their leading axis), e.g. model-generated ones."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"TransitionStore needs capacity >= 1, got {capacity}")
+        self.capacity = capacity
+        self.storage: dict[str, torch.Tensor] = {}
+        self.position = 0
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, transitions: dict[str, torch.Tensor]) -> None:
+        """Append ``M`` transitions (tensors ``[M, ...]``, kept on the CPU); the oldest are overwritten first."""
+        count = next(iter(transitions.values())).shape[0]
+        if not self.storage:
+            self.storage = {k: torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype) for k, v in transitions.items()}
+        rows = (self.position + torch.arange(count)) % self.capacity
+        for key, store in self.storage.items():
+            store[rows] = transitions[key].detach().to("cpu", store.dtype)
+        self.position = (self.position + count) % self.capacity
+        self.size = min(self.size + count, self.capacity)
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        if self.size == 0:
+            raise RuntimeError("TransitionStore.sample: the store is empty")
+        rows = torch.randint(self.size, (batch_size,), generator=generator)
+        return {key: store[rows] for key, store in self.storage.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"storage": {k: v[: self.size].clone() if self.size < self.capacity else v.clone()
+                            for k, v in self.storage.items()},
+                "position": self.position, "size": self.size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.size, self.position = int(state["size"]), int(state["position"])
+        self.storage = {}
+        if state["storage"]:
+            self.storage = {k: torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype) for k, v in state["storage"].items()}
+            for key, value in state["storage"].items():
+                self.storage[key][: value.shape[0]] = value

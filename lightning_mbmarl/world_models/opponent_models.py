@@ -128,3 +128,12 @@ def adaptive_rollout_lengths(errors: torch.Tensor, horizon: int, rule: str = "er
         raise ValueError(f"rule must be 'error_ratio' or 'accuracy_ratio', got {rule!r}")
     lengths = torch.floor(horizon * ratio.clamp(0.0, 1.0) + 1e-6).long()
     return torch.where(off_diagonal, lengths, torch.full_like(lengths, horizon))
+
+
+def ego_opponent_features(predicted_features: torch.Tensor) -> torch.Tensor:
+    """What each ego's actor reads (AORPO Eq. 4): ``[..., N_ego, N, A]`` predicted action features -> ``[..., N,
+    (N-1) A]``, row ``i`` holding ego ``i``'s predictions of the other agents, in agent order."""
+    n = predicted_features.shape[-2]
+    others = torch.tensor([[j for j in range(n) if j != i] for i in range(n)], device=predicted_features.device)
+    rows = torch.arange(n, device=predicted_features.device).unsqueeze(1)
+    return predicted_features[..., rows, others, :].flatten(-2)
