@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -88,6 +89,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=40, help="replay windows per batch (config: 40)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    sys.argv = sys.argv[:1]  # the CLI below gets its arguments explicitly
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); map {args.map}, batch {args.batch_size} "
           f"windows, {args.iterations} timed iteration(s) x {args.repeats} run(s) per method")
     times: dict[str, list[float]] = {"mamba": [], "mag": []}

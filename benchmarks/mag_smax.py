@@ -3,10 +3,10 @@
 Every method and seed is trained through the real command line (``python -m lightning_mbmarl fit --config
 conf/<method>_smax_2s3z.yaml``) with the same ``--budget`` of environment steps (``online.total_env_steps``; MAMBA
 and MAG count warm-up steps too), and evaluated greedily every ~2000 environment steps (10 episodes) and at the end
-(100 episodes; 20 with ``--quick``). The learning curves are read from each run's ``metrics.csv`` (each evaluation is placed at the
-environment steps taken when it ran) and printed as one Markdown table: mean ± std over seeds of ``eval/won_rate``
-and ``eval/return`` at evenly spaced environment-step marks (the latest evaluation at or before each mark; the
-last row is the final evaluation).
+(100 episodes; 20 with ``--quick``). The learning curves are read from each run's ``metrics.csv`` (each
+evaluation is placed at the environment steps taken when it ran) and printed as one Markdown table: mean ± std
+over seeds of ``eval/won_rate`` and ``eval/return`` at evenly spaced environment-step marks (the latest evaluation
+at or before each mark; the last row is the final evaluation).
 
 At the configs' sizes this wants a GPU (a MAMBA iteration takes minutes on one CPU core). ``--quick`` swaps in
 tiny networks and schedules to check the pipeline end to end in minutes:

@@ -53,7 +53,8 @@ class MAG(MAMBA):
     ) -> None:
         super().__init__(env_spec, online, mamba, world_model, mappo, critic, evaluation)
         self.planning = as_config(planning, PlanningConfig)
-        self.model_reward = ModelRewardPredictor(self.world_model.feature_dim, as_config(model_reward, ModelRewardConfig))
+        self.model_reward = ModelRewardPredictor(self.world_model.feature_dim,
+                                                 as_config(model_reward, ModelRewardConfig))
 
     def configure_optimizers(self):
         return [*super().configure_optimizers(),

@@ -15,8 +15,8 @@ Acting in the real environment: each environment copy's posterior is filtered st
 (:meth:`RSSMWorldModel.filter_step`, restarted at episode starts) and the policy acts on its features. The data
 module serves one step of history, which says where episodes start and which actions were taken last; sampled
 (collection) and greedy (evaluation) play keep separate filters; a stream that starts mid-episode (the first
-policy step after warm-up) restarts its filter there, as replay windows do. The world model runs in eval mode (no dropout)
-whenever it acts or imagines.
+policy step after warm-up) restarts its filter there, as replay windows do. The world model runs in eval mode
+(no dropout) whenever it acts or imagines.
 
 Subclasses change the imagination through :meth:`MAMBA.rollout_model` (MAG plans there).
 """
@@ -99,7 +99,8 @@ class MAMBA(OnlineAlgorithm):
         self.world_model = RSSMWorldModel(self.env_spec, as_config(world_model, RSSMConfig))
         self.actor_critic = LatentActorCritic(self.env_spec, self.world_model.feature_dim, self.mappo_config,
                                               as_config(critic, AttentionCriticConfig))
-        self.register_buffer("entropy_alpha", torch.full((self.env_spec.n_agents,), self.mappo_config.initial_entropy_alpha))
+        alpha = torch.full((self.env_spec.n_agents,), self.mappo_config.initial_entropy_alpha)
+        self.register_buffer("entropy_alpha", alpha)  # fixed unless mappo.entropy_coef_lr > 0
         self.counters.update(world_model_steps=0, policy_updates=0, imagined_transitions=0)
         self._filters: dict[bool, RSSMState] = {}  # posterior of each acting stream (key: greedy), [E, N]
 
@@ -200,8 +201,9 @@ class MAMBA(OnlineAlgorithm):
             state = model.posterior(model.reset_prior(sequences["obs"].shape[:1]), model.encode(sequences["obs"][:, 0]))
             rollout = self.rollout_model(steps)
             predicted = []
+            actions = F.one_hot(sequences["action"].long(), model.action_dim).float()  # [B, H + 1, N, A]
             for t in range(steps):
-                state = rollout.imagine_step(state, F.one_hot(sequences["action"][:, t].long(), model.action_dim).float())
+                state = rollout.imagine_step(state, actions[:, t])
                 predicted.append(torch.where(model.obs_mask, model.decode(state.features).float(), 0.0))
         target = sequences["next_obs"][:, :steps].float()
         return torch.stack(predicted, dim=1).flatten(2), target.flatten(2)

@@ -38,7 +38,8 @@ class PlanningConfig:
 
     def __post_init__(self) -> None:
         if self.horizon < 1 or self.candidates < 1:
-            raise ValueError(f"PlanningConfig: horizon and candidates must be >= 1, got {self.horizon}, {self.candidates}")
+            raise ValueError(f"PlanningConfig: horizon and candidates must be >= 1, got {self.horizon} and "
+                             f"{self.candidates}")
 
 
 @dataclass
