@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now (each DDP run gets its own rendezvous port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``python -m lightning_mbmarl ARGS`` in a fresh process (one thread, no progress bar noise)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    """``python -m lightning_mbmarl ARGS`` in a fresh process (one thread, its own DDP port)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(free_port())}
     env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
     return subprocess.run(
         [sys.executable, "-m", "lightning_mbmarl", *args],

@@ -62,11 +62,17 @@ class ReplayBuffer:
         if capacity < 1 or num_envs < 1:
             raise ValueError(f"ReplayBuffer needs capacity >= 1 and num_envs >= 1, got {capacity}, {num_envs}")
         self.spec, self.capacity, self.num_envs = spec, capacity, num_envs
-        self.storage = {
-            key: torch.zeros((capacity, num_envs, *shape), dtype=dtype) for key, (shape, dtype) in _field_shapes(spec).items()
-        }
+        self._storage: dict[str, torch.Tensor] | None = None  # allocated on first use, not when a config is parsed
         self.position = 0  # next row to write
         self.size = 0  # rows filled (<= capacity)
+
+    @property
+    def storage(self) -> dict[str, torch.Tensor]:
+        """``[capacity, num_envs, ...]`` tensors per field (allocated on first access)."""
+        if self._storage is None:
+            self._storage = {key: torch.zeros((self.capacity, self.num_envs, *shape), dtype=dtype)
+                             for key, (shape, dtype) in _field_shapes(self.spec).items()}
+        return self._storage
 
     def __len__(self) -> int:
         """Number of stored transitions (all copies)."""
