@@ -26,9 +26,13 @@ from pathlib import Path
 METHODS = ("aorpo", "aordpg", "masac", "maddpg")
 
 
-def run(method: str, seed: int, env_steps: int, output_dir: Path, extra: list[str]) -> tuple[list[dict[str, str]], float]:
+def run(method: str, seed: int, env_steps: int, output_dir: Path, extra: list[str], reuse: bool
+        ) -> tuple[list[dict[str, str]], float]:
     tag = "_real_opponents" if extra else ""
     experiment = f"{method}{tag}_mpe_spread_seed{seed}"
+    if reuse:  # read the newest finished run of this experiment instead of training again
+        run_dir = sorted((output_dir / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
+        return list(csv.DictReader(open(run_dir / "metrics.csv"))), float("nan")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
     command = [sys.executable, "-m", "lightning_mbmarl", "fit", "--config", f"conf/{method}_mpe_spread.yaml",
@@ -54,6 +58,12 @@ def curve(rows: list[dict[str, str]]) -> list[tuple[float, float]]:
     return points
 
 
+def value_at(points: list[tuple[float, float]], steps: float) -> float | None:
+    """The latest evaluation at or before ``steps`` environment steps (None before the first)."""
+    earlier = [value for at, value in points if at <= steps]
+    return earlier[-1] if earlier else None
+
+
 def last(rows: list[dict[str, str]], key: str) -> float:
     return [float(r[key]) for r in rows if r.get(key)][-1]
 
@@ -65,36 +75,41 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--output_dir", type=Path, default=Path("outputs/benchmarks/aorpo_mpe_spread"))
+    parser.add_argument("--reuse", action="store_true", help="read the runs already in --output_dir, train nothing")
     args = parser.parse_args()
 
     jobs = [(m, s, []) for m in args.methods for s in args.seeds]
     if "aorpo" in args.methods:
         jobs += [("aorpo", s, ["--model.init_args.aorpo.opponent_rollout=real"]) for s in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        outputs = list(pool.map(lambda j: run(j[0], j[1], args.env_steps, args.output_dir, j[2]), jobs))
+        outputs = list(pool.map(lambda j: run(j[0], j[1], args.env_steps, args.output_dir, j[2], args.reuse), jobs))
     results = {(m, s, bool(extra)): out for (m, s, extra), out in zip(jobs, outputs)}
 
     print(f"MPE cooperative navigation, {args.env_steps} environment steps, seeds {args.seeds}: greedy eval return "
           "(100 episodes at the end), mean ± std over seeds")
     curves = {m: [curve(results[(m, s, False)][0]) for s in args.seeds] for m in args.methods}
-    points = min(len(c) for cs in curves.values() for c in cs)
+    # Methods evaluate at different environment steps: compare them on a common grid, each at its latest evaluation.
+    grid = sorted({round(at) for cs in curves.values() for c in cs for at, _ in c})
     print("| env steps | " + " | ".join(args.methods) + " |")
     print("|---|" + "---|" * len(args.methods))
-    for i in range(points):
-        steps = statistics.mean(curves[args.methods[0]][k][i][0] for k in range(len(args.seeds)))
+    mean_curves: dict[str, list[tuple[float, float]]] = {m: [] for m in args.methods}
+    for steps in grid:
         cells = []
         for m in args.methods:
-            values = [c[i][1] for c in curves[m]]
+            values = [value_at(c, steps) for c in curves[m]]
+            if any(v is None for v in values):
+                cells.append("–")
+                continue
+            mean_curves[m].append((steps, statistics.mean(values)))
             std = statistics.pstdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.mean(values):.1f} ± {std:.1f}")
-        print(f"| {steps:.0f} | " + " | ".join(cells) + " |")
+        print(f"| {steps} | " + " | ".join(cells) + " |")
     if "masac" in args.methods:
         target = statistics.mean(c[-1][1] for c in curves["masac"])
-        print(f"\nMASAC's final return: {target:.1f}. First evaluation (mean curve) reaching it:")
+        print(f"\nMASAC's final return: {target:.1f}. First environment step where each mean curve reaches it:")
         for m in args.methods:
-            mean_curve = [(curves[m][0][i][0], statistics.mean(c[i][1] for c in curves[m])) for i in range(points)]
-            reached = next((steps for steps, value in mean_curve if value >= target), None)
-            print(f"  {m}: {'not reached' if reached is None else f'{reached:.0f} env steps'}")
+            reached = next((steps for steps, value in mean_curves[m] if value >= target), None)
+            print(f"  {m}: {'not reached' if reached is None else f'{reached} env steps'}")
     if "aorpo" in args.methods:
         print("\nAgent interactions at the end (real opponent actions observed + communications in rollouts):")
         for real_only, label in ((False, "adaptive opponent-wise rollouts"), (True, "rollouts with real opponents only")):
@@ -102,8 +117,9 @@ def main() -> None:
             returns = [curve(results[("aorpo", s, real_only)][0])[-1][1] for s in args.seeds]
             print(f"  AORPO, {label}: {statistics.mean(counts):.0f} interactions, final return "
                   f"{statistics.mean(returns):.1f}")
-    for m in args.methods:
-        print(f"{m}: {statistics.mean(results[(m, s, False)][1] for s in args.seeds):.0f} s per run")
+    if not args.reuse:
+        for m in args.methods:
+            print(f"{m}: {statistics.mean(results[(m, s, False)][1] for s in args.seeds):.0f} s per run")
 
 
 if __name__ == "__main__":
