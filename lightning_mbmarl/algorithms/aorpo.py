@@ -28,7 +28,8 @@ import torch
 
 from lightning_mbmarl.algorithms.base import EvaluationConfig, as_config
 from lightning_mbmarl.algorithms.maddpg import MADDPG
-from lightning_mbmarl.algorithms.masac import MASAC, optimizer_step
+from lightning_mbmarl.algorithms.masac import MASAC
+from lightning_mbmarl.algorithms.optimization import optimizer_step
 from lightning_mbmarl.algorithms.online import OnlineConfig
 from lightning_mbmarl.data.encoding import encode_actions
 from lightning_mbmarl.data.online_datamodule import OnlineDataModule

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
-from lightning_mbmarl.algorithms.moma_ppo import check_finite
+from lightning_mbmarl.algorithms.optimization import optimizer_step
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.actor import Actor
 from lightning_mbmarl.learners.bc import bc_loss
@@ -63,11 +63,7 @@ class IBC(MultiAgentAlgorithm):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         optimizer = self.optimizers()
         loss = bc_loss(self.actor, batch)
-        check_finite(loss, "behavioural-cloning loss", self.counters["updates"])
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        self.clip_gradients(optimizer, gradient_clip_val=self.config.max_grad_norm, gradient_clip_algorithm="norm")
-        optimizer.step()
+        optimizer_step(self, optimizer, loss, self.config.max_grad_norm, "behavioural-cloning loss", self.counters["updates"])
         self.counters["updates"] += 1
         self.log("bc/loss", loss.detach())
         self.log_counters()

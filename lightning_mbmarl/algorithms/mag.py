@@ -20,7 +20,7 @@ import torch
 
 from lightning_mbmarl.algorithms.base import EvaluationConfig, as_config
 from lightning_mbmarl.algorithms.mamba import MAMBA, MAMBA_ONLINE, MAMBA_PPO, MAMBAConfig
-from lightning_mbmarl.algorithms.masac import optimizer_step
+from lightning_mbmarl.algorithms.optimization import optimizer_step
 from lightning_mbmarl.algorithms.online import OnlineConfig
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
-from lightning_mbmarl.algorithms.masac import optimizer_step
+from lightning_mbmarl.algorithms.optimization import optimizer_step
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.iql import MAIQLAgents, MAIQLConfig, actor_loss, q_loss, value_loss
 from lightning_mbmarl.learners.masac import soft_update

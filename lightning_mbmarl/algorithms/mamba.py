@@ -33,12 +33,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_mbmarl.algorithms.base import EvaluationConfig, as_config
-from lightning_mbmarl.algorithms.masac import optimizer_step
+from lightning_mbmarl.algorithms.optimization import mappo_step, optimizer_step
 from lightning_mbmarl.algorithms.online import OnlineAlgorithm, OnlineConfig
 from lightning_mbmarl.data.online_datamodule import OnlineDataModule
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig, LatentActorCritic, imagined_ppo_batch
-from lightning_mbmarl.learners.mappo import MAPPOConfig, ppo_loss, update_entropy_alpha
+from lightning_mbmarl.learners.mappo import MAPPOConfig
 from lightning_mbmarl.learners.memory import History
 from lightning_mbmarl.learners.minibatches import MinibatchQueue
 from lightning_mbmarl.world_models.imagination import imagine
@@ -176,11 +176,8 @@ class MAMBA(OnlineAlgorithm):
         optimizer = self.optimizers()[1]
         logs = {"mappo/imagined_return": data["return"].mean()}
         while not queue.exhausted:
-            losses = ppo_loss(self.actor_critic, queue.pop(), self.entropy_alpha, c)
-            optimizer_step(self, optimizer, losses["loss"], c.max_grad_norm)
-            agent_entropy = self.trainer.strategy.reduce(losses["agent_entropy"], reduce_op="mean")
-            self.entropy_alpha.copy_(update_entropy_alpha(self.entropy_alpha, agent_entropy, c.entropy_target,
-                                                          c.entropy_coef_lr))
+            losses = mappo_step(self, optimizer, self.actor_critic, queue.pop(), self.entropy_alpha, c,
+                                self.counters["policy_updates"])
             self.counters["policy_updates"] += 1
             logs.update({f"mappo/{k}": v.detach() for k, v in losses.items() if v.dim() == 0})
         self.counters["imagined_transitions"] += size

@@ -16,13 +16,13 @@ from typing import Any
 import torch
 
 from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
-from lightning_mbmarl.algorithms.moma_ppo import check_finite
+from lightning_mbmarl.algorithms.optimization import mappo_step
 from lightning_mbmarl.data.encoding import encode_actions
 from lightning_mbmarl.data.env_runner import summarize_episodes
 from lightning_mbmarl.data.online_datamodule import OnlineDataModule
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.gae import timeout_gae
-from lightning_mbmarl.learners.mappo import MAPPOActorCritic, MAPPOConfig, ppo_loss, update_entropy_alpha
+from lightning_mbmarl.learners.mappo import MAPPOActorCritic, MAPPOConfig
 from lightning_mbmarl.learners.memory import History, push_history
 from lightning_mbmarl.learners.minibatches import MinibatchQueue
 
@@ -70,16 +70,8 @@ class MAPPO(MultiAgentAlgorithm):
         if self._queue is None or self._queue.exhausted:
             self._queue = self._collect_round()
         minibatch = {k: v.to(self.device) for k, v in self._queue.pop().items()}
-        optimizer = self.optimizers()
-        losses = ppo_loss(self.actor_critic, minibatch, self.entropy_alpha, self.mappo_config)
-        check_finite(losses["loss"], "MAPPO loss", self.counters["policy_updates"])
-        optimizer.zero_grad()
-        self.manual_backward(losses["loss"])
-        self.clip_gradients(optimizer, gradient_clip_val=self.mappo_config.max_grad_norm, gradient_clip_algorithm="norm")
-        optimizer.step()
-        agent_entropy = self.trainer.strategy.reduce(losses["agent_entropy"], reduce_op="mean")
-        self.entropy_alpha.copy_(update_entropy_alpha(
-            self.entropy_alpha, agent_entropy, self.mappo_config.entropy_target, self.mappo_config.entropy_coef_lr))
+        losses = mappo_step(self, self.optimizers(), self.actor_critic, minibatch, self.entropy_alpha,
+                            self.mappo_config, self.counters["policy_updates"])
         self.counters["policy_updates"] += 1
         self.log_dict({f"mappo/{k}": v for k, v in losses.items() if v.dim() == 0})
         self.log("env_steps", float(self.counters["env_steps"]))

@@ -18,29 +18,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from lightning.pytorch.core.optimizer import LightningOptimizer
 
 from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
 from lightning_mbmarl.algorithms.online import OnlineAlgorithm, OnlineConfig
+from lightning_mbmarl.algorithms.optimization import optimizer_step
 from lightning_mbmarl.data.online_datamodule import OnlineDataModule
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.masac import MASACAgents, MASACConfig, actor_loss, alpha_loss, critic_loss, soft_update
 from lightning_mbmarl.learners.memory import History
-
-
-def optimizer_step(
-    module: MultiAgentAlgorithm, optimizer: LightningOptimizer, loss: torch.Tensor, max_grad_norm: float | None
-) -> None:
-    """One manual optimisation step of ``optimizer`` on ``loss``, gradient norm clipped to ``max_grad_norm``."""
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"{type(module).__name__}: loss is {loss.item()} at gradient step "
-                                 f"{module.counters.get('gradient_steps')}: training diverged; lower the learning "
-                                 "rates or the gradient-norm limit")
-    optimizer.zero_grad()
-    module.manual_backward(loss)
-    if max_grad_norm is not None:
-        module.clip_gradients(optimizer, gradient_clip_val=max_grad_norm, gradient_clip_algorithm="norm")
-    optimizer.step()
 
 
 class MASAC(OnlineAlgorithm):

@@ -23,7 +23,8 @@ import torch
 from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.envs.observation import StateObserver
-from lightning_mbmarl.learners.mappo import MAPPOActorCritic, MAPPOConfig, ppo_loss, update_entropy_alpha
+from lightning_mbmarl.algorithms.optimization import mappo_step, optimizer_step
+from lightning_mbmarl.learners.mappo import MAPPOActorCritic, MAPPOConfig
 from lightning_mbmarl.learners.memory import History
 from lightning_mbmarl.learners.minibatches import MinibatchQueue
 from lightning_mbmarl.rollouts.ensemble_rollouts import ensemble_rollouts
@@ -129,10 +130,7 @@ class MOMAPPO(MultiAgentAlgorithm):
     def _world_model_step(self, batch: dict[str, torch.Tensor]) -> None:
         optimizer = self.optimizers()[0]
         losses = ensemble_loss(self.ensemble, batch)
-        check_finite(losses["loss"], "world-model loss", self.counters["world_model_steps"])
-        optimizer.zero_grad()
-        self.manual_backward(losses["loss"])
-        optimizer.step()
+        optimizer_step(self, optimizer, losses["loss"], None, "world-model loss", self.counters["world_model_steps"])
         self.counters["world_model_steps"] += 1
         step = self.counters["world_model_steps"]
         self.log_dict({f"world_model/{k}": v.mean() for k, v in losses.items()})
@@ -154,17 +152,8 @@ class MOMAPPO(MultiAgentAlgorithm):
         if self._queue is None or self._queue.exhausted:
             self._queue = self._generate_rollouts()
         minibatch = {k: v.to(self.device) for k, v in self._queue.pop().items()}
-        optimizer = self.optimizers()[1]
-        losses = ppo_loss(self.actor_critic, minibatch, self.entropy_alpha, self.mappo_config)
-        check_finite(losses["loss"], "MAPPO loss", self.counters["policy_updates"])
-        optimizer.zero_grad()
-        self.manual_backward(losses["loss"])
-        self.clip_gradients(optimizer, gradient_clip_val=self.mappo_config.max_grad_norm, gradient_clip_algorithm="norm")
-        optimizer.step()
-        # Every rank must move alpha identically: average the entropy estimates first.
-        agent_entropy = self.trainer.strategy.reduce(losses["agent_entropy"], reduce_op="mean")
-        self.entropy_alpha.copy_(update_entropy_alpha(
-            self.entropy_alpha, agent_entropy, self.mappo_config.entropy_target, self.mappo_config.entropy_coef_lr))
+        losses = mappo_step(self, self.optimizers()[1], self.actor_critic, minibatch, self.entropy_alpha,
+                            self.mappo_config, self.counters["policy_updates"])
         self.counters["policy_updates"] += 1
         self.log_dict({f"mappo/{k}": v for k, v in losses.items() if v.dim() == 0})
         self.log("mappo/entropy_alpha", self.entropy_alpha.mean())
@@ -200,11 +189,3 @@ class MOMAPPO(MultiAgentAlgorithm):
         super().on_load_checkpoint(checkpoint)
         if "moma_rollout_queue" in checkpoint:
             self._queue = MinibatchQueue.from_state_dict(checkpoint["moma_rollout_queue"])
-
-
-def check_finite(loss: torch.Tensor, what: str, step: int) -> None:
-    if not torch.isfinite(loss):
-        raise FloatingPointError(
-            f"{what} is {loss.item()} at update {step}: training diverged. Lower the learning rate, check the "
-            "dataset for extreme values (`python -m lightning_mbmarl dataset info FILE`), or use precision 32."
-        )
