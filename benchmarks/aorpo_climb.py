@@ -10,29 +10,16 @@ equilibrium landmark; converged means < 0.1) and greedy return (25 at the equili
 from __future__ import annotations
 
 import argparse
-import csv
-import os
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from cli_runs import metric_rows, run_experiment
+
 
 def run(seed: int, config: str, output_dir: Path) -> tuple[float, float, float]:
-    experiment = f"{Path(config).stem}_seed{seed}"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "lightning_mbmarl", "fit", "--config", config,
-                             f"--seed_everything={seed}", f"--experiment={experiment}", f"--output_dir={output_dir}",
-                             "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"],
-                            env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"seed {seed} failed:\n{result.stderr[-3000:]}")
-    run_dir = sorted((output_dir / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
-    rows = [r for r in csv.DictReader(open(run_dir / "metrics.csv")) if r.get("eval/nash_distance")]
-    return float(rows[-1]["eval/nash_distance"]), float(rows[-1]["eval/return"]), time.perf_counter() - start
+    run_dir, seconds = run_experiment(config, f"{Path(config).stem}_seed{seed}", output_dir, f"--seed_everything={seed}")
+    rows = [r for r in metric_rows(run_dir) if r.get("eval/nash_distance")]
+    return float(rows[-1]["eval/nash_distance"]), float(rows[-1]["eval/return"]), seconds
 
 
 def main() -> None:

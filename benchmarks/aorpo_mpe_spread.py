@@ -14,37 +14,24 @@ environment-step budget and several seeds. Prints:
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import statistics
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from cli_runs import latest_run, metric_rows, run_experiment
 
 METHODS = ("aorpo", "aordpg", "masac", "maddpg")
 
 
 def run(method: str, seed: int, env_steps: int, output_dir: Path, extra: list[str], reuse: bool
         ) -> tuple[list[dict[str, str]], float]:
-    tag = "_real_opponents" if extra else ""
-    experiment = f"{method}{tag}_mpe_spread_seed{seed}"
+    experiment = f"{method}{'_real_opponents' if extra else ''}_mpe_spread_seed{seed}"
     if reuse:  # read the newest finished run of this experiment instead of training again
-        run_dir = sorted((output_dir / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
-        return list(csv.DictReader(open(run_dir / "metrics.csv"))), float("nan")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
-    command = [sys.executable, "-m", "lightning_mbmarl", "fit", "--config", f"conf/{method}_mpe_spread.yaml",
-               f"--seed_everything={seed}", f"--experiment={experiment}", f"--output_dir={output_dir}",
-               f"--model.init_args.online.total_env_steps={env_steps}", "--trainer.enable_progress_bar=false",
-               "--trainer.enable_model_summary=false", *extra]
-    start = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    run_dir = sorted((output_dir / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
-    return list(csv.DictReader(open(run_dir / "metrics.csv"))), time.perf_counter() - start
+        return metric_rows(latest_run(output_dir, experiment)), float("nan")
+    run_dir, seconds = run_experiment(f"conf/{method}_mpe_spread.yaml", experiment, output_dir,
+                                      f"--seed_everything={seed}",
+                                      f"--model.init_args.online.total_env_steps={env_steps}", *extra)
+    return metric_rows(run_dir), seconds
 
 
 def curve(rows: list[dict[str, str]]) -> list[tuple[float, float]]:

@@ -18,14 +18,11 @@ tiny networks and schedules to check the pipeline end to end in minutes:
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import statistics
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from cli_runs import metric_rows, run_experiment
 
 METHODS = ("mamba", "mag", "mappo")
 NAMES = {"mamba": "MAMBA", "mag": "MAG", "mappo": "MAPPO"}
@@ -55,7 +52,7 @@ QUICK = {  # tiny sizes and frequent evaluations (--quick)
 
 def learning_curve(run_dir: Path) -> list[tuple[float, dict[str, float]]]:
     """Each evaluation of a run as (environment steps when it ran, {metric: value})."""
-    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    rows = metric_rows(run_dir)
     curve, env_steps = [], 0.0
     for row in sorted(rows, key=lambda r: int(r["step"])):
         if row.get("env_steps"):
@@ -68,22 +65,11 @@ def learning_curve(run_dir: Path) -> list[tuple[float, dict[str, float]]]:
 
 
 def run_one(method: str, seed: int, args: argparse.Namespace) -> tuple[list[tuple[float, dict[str, float]]], float]:
-    experiment = f"{method}_smax_2s3z_seed{seed}"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
-    command = [
-        sys.executable, "-m", "lightning_mbmarl", "fit", "--config", f"conf/{method}_smax_2s3z.yaml",
+    run_dir, seconds = run_experiment(
+        f"conf/{method}_smax_2s3z.yaml", f"{method}_smax_2s3z_seed{seed}", args.output_dir,
         f"--model.init_args.online.total_env_steps={args.budget}", f"--seed_everything={seed}",
-        f"--data.init_args.seed={seed}", f"--experiment={experiment}", f"--output_dir={args.output_dir}",
-        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-        *(QUICK[method] if args.quick else []),
-    ]
-    start = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    run_dir = sorted((args.output_dir / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
+        f"--data.init_args.seed={seed}", *(QUICK[method] if args.quick else []),
+    )
     print(f"  {NAMES[method]} seed {seed}: {seconds:.0f} s ({run_dir})", flush=True)
     return learning_curve(run_dir), seconds
 

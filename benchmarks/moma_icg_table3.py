@@ -12,14 +12,11 @@ own dataset (collected with that seed), and reads the final greedy evaluation (1
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import statistics
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from cli_runs import metric_rows, run_experiment
 
 DATASETS = ("favorable", "neutral", "unfavorable")
 METHODS = ("moma", "ibc", "maiql")
@@ -31,29 +28,18 @@ PAPER = {  # MOMA-PPO paper, Table 3 (10 seeds)
 
 
 def final_score(run_dir: Path) -> float:
-    rows = [r for r in csv.DictReader(open(run_dir / "metrics.csv")) if r.get("eval/normalized_score")]
+    rows = [r for r in metric_rows(run_dir) if r.get("eval/normalized_score")]
     if not rows:
         raise RuntimeError(f"{run_dir}: no eval/normalized_score logged")
     return float(rows[-1]["eval/normalized_score"])
 
 
 def run_one(method: str, dataset: str, seed: int, output_dir: Path) -> tuple[float, float]:
-    experiment = f"{method}_icg_{dataset}_seed{seed}"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
-    command = [
-        sys.executable, "-m", "lightning_mbmarl", "fit", "--config", f"conf/{method}_icg_{dataset}.yaml",
-        f"--seed_everything={seed}", f"--experiment={experiment}", f"--output_dir={output_dir}",
-        f"--data.init_args.dataset_path={output_dir}/datasets/icg_{dataset}_seed{seed}.hdf5",
+    run_dir, seconds = run_experiment(
+        f"conf/{method}_icg_{dataset}.yaml", f"{method}_icg_{dataset}_seed{seed}", output_dir,
+        f"--seed_everything={seed}", f"--data.init_args.dataset_path={output_dir}/datasets/icg_{dataset}_seed{seed}.hdf5",
         f"--data.init_args.make_if_missing.seed={seed}",
-        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-    ]
-    start = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    run_dir = sorted((output_dir / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
+    )
     return final_score(run_dir), seconds
 
 

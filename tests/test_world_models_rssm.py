@@ -13,7 +13,7 @@ from lightning_mbmarl.envs import EnvConfig
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.policies import MaskedCategorical
 from lightning_mbmarl.world_models.imagination import imagine
-from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMState, RSSMWorldModel, straight_through_sample
+from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMWorldModel, straight_through_sample
 from lightning_mbmarl.world_models.rssm_losses import TERMS, kl_balanced, world_model_loss
 
 # Three agents with different observation sizes and numbers of choices, so padding is exercised.
@@ -76,7 +76,6 @@ def test_kl_balanced_matches_hand_computation_and_routes_gradients() -> None:
     # averaged over the 2 categoricals: 0.065406.
     post_init = torch.tensor([[math.log(0.75), math.log(0.25)], [0.3, -0.2]])
     prior_init = torch.tensor([[0.0, 0.0], [0.3, -0.2]])
-    p, q = torch.tensor([0.75, 0.25]), torch.tensor([0.5, 0.5])
 
     def grads(balance: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         post, prior = post_init.clone().requires_grad_(True), prior_init.clone().requires_grad_(True)

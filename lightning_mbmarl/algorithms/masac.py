@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
+from lightning_mbmarl.algorithms.base import EvaluationConfig, as_config
 from lightning_mbmarl.algorithms.online import OnlineAlgorithm, OnlineConfig
 from lightning_mbmarl.algorithms.optimization import optimizer_step
 from lightning_mbmarl.data.online_datamodule import OnlineDataModule

@@ -1,0 +1,37 @@
+"""Running one experiment of the package through its command line, as the benchmarks here do."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def run_experiment(config: str, experiment: str, output_dir: Path, *overrides: str) -> tuple[Path, float]:
+    """``python -m lightning_mbmarl fit --config CONFIG`` in a fresh one-thread process, in its own run folder
+    ``output_dir/experiment/version_<k>``; returns that folder and the wall-clock seconds. Raises with the end of
+    stderr if the run fails."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
+    command = [sys.executable, "-m", "lightning_mbmarl", "fit", "--config", config, f"--experiment={experiment}",
+               f"--output_dir={output_dir}", "--trainer.enable_progress_bar=false",
+               "--trainer.enable_model_summary=false", *overrides]
+    start = time.perf_counter()
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return latest_run(output_dir, experiment), seconds
+
+
+def latest_run(output_dir: Path, experiment: str) -> Path:
+    """The newest ``version_<k>`` folder of ``experiment``."""
+    return sorted((Path(output_dir) / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
+
+
+def metric_rows(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of a run's ``metrics.csv``."""
+    return list(csv.DictReader(open(run_dir / "metrics.csv")))
