@@ -21,7 +21,7 @@ from lightning_mbmarl.data.hdf5_format import (
 )
 from lightning_mbmarl.envs import EnvConfig, EnvSpec
 from lightning_mbmarl.envs.icg import icg_spec
-from lightning_mbmarl.reference_scores import normalized_score
+from lightning_mbmarl.reference_scores import REFERENCE_SCORES
 
 ICG = icg_spec(10)
 CONTINUOUS = EnvSpec("toy-cont", n_agents=3, obs_dims=(4, 2, 3), state_dim=6, action_kind="continuous",
@@ -298,7 +298,7 @@ def test_icg_datasets_score_as_table_1(tmp_path: Path, policy: str, score: float
     data = read_dataset(make_icg_dataset(tmp_path / f"{policy}.hdf5", policy, episodes=500), ICG)
     returns, lengths = episode_scores(data)
     assert len(returns) == 500 and (lengths == 10).all()
-    scores = [normalized_score("icg", r, n) for r, n in zip(returns, lengths)]
+    scores = [REFERENCE_SCORES["icg"].normalize(r, n) for r, n in zip(returns, lengths)]
     assert abs(np.mean(scores) - score) < 0.03
 
 

@@ -24,7 +24,7 @@ import torch
 from lightning_mbmarl.data.env_runner import EnvRunner, FinishedEpisode, summarize_episodes
 from lightning_mbmarl.envs import EnvConfig, EnvSpec, make_vector_env
 from lightning_mbmarl.learners.memory import History
-from lightning_mbmarl.reference_scores import REFERENCE_SCORES, normalized_score
+from lightning_mbmarl.reference_scores import reference_for
 
 
 ConfigT = TypeVar("ConfigT")
@@ -128,9 +128,10 @@ class MultiAgentAlgorithm(L.LightningModule):
             self.train(was_training)
         results = list(first_episode.values())
         metrics = {k.removeprefix("episode_"): v for k, v in summarize_episodes(results).items()}
-        if config.name in REFERENCE_SCORES:
-            metrics["normalized_score"] = float(np.mean(
-                [normalized_score(config.name, e.episode_return, e.length) for e in results]))
+        reference = reference_for(config.name, config.kwargs)
+        if reference is not None:
+            metrics["normalized_score"] = float(np.mean([reference.normalize(e.episode_return, e.length)
+                                                         for e in results]))
         return metrics
 
     def _log_evaluation(self, prefix: str, episodes: int) -> None:

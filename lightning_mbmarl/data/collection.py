@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
+import torch
 
+from lightning_mbmarl.algorithms.base import MultiAgentAlgorithm
+from lightning_mbmarl.data.encoding import encode_actions
 from lightning_mbmarl.data.hdf5_format import FORMAT_VERSION, OfflineDataset
 from lightning_mbmarl.envs import EnvConfig, EnvSpec, StepResult, TeamObservation, make_vector_env
+from lightning_mbmarl.envs.observation import StateObserver
+from lightning_mbmarl.learners.memory import History, empty_history, push_history
 
 # A team policy: (observations of B environment copies, random generator) -> team actions
 # (int64 [B, N] for discrete actions, float32 [B, N, action_dim] for continuous).
@@ -22,6 +27,54 @@ def icg_dataset_policy(p_right: tuple[float, float]) -> TeamPolicy:
         return (rng.random((team.obs.shape[0], p.size)) < p).astype(np.int64)
 
     return policy
+
+
+def uniform_policy(low: float = -1.0, high: float = 1.0) -> TeamPolicy:
+    """Continuous actions drawn uniformly from ``[low, high]`` in every (padded) action dimension."""
+
+    def policy(team: TeamObservation, rng: np.random.Generator) -> np.ndarray:
+        return rng.uniform(low, high, team.avail.shape).astype(np.float32)
+
+    return policy
+
+
+class AlgorithmPolicy:
+    """A trained method as a :data:`TeamPolicy` over ``B`` environment copies, on the observation function it was
+    trained with.
+
+    The method observes ``state[obs_from_state]`` of its own ``env_spec`` (so a policy trained with full
+    observations acts in an environment that records partial ones), keeps each copy's history of its last
+    ``history_length`` (observation, action) pairs, which :func:`collect_dataset` clears where an episode ends
+    (:meth:`end_episodes`), and samples its actions (``greedy=False``) or takes their mode. Sampling draws from
+    torch's global generator. Continuous actions are clipped to the spec's bounds, as the environment applies them.
+    """
+
+    def __init__(self, algorithm: MultiAgentAlgorithm, greedy: bool) -> None:
+        self.algorithm, self.greedy = algorithm.eval(), greedy
+        self.spec = algorithm.env_spec
+        self.observer = StateObserver(self.spec)
+        self.history: History | None = None  # each [B, N, H, ...], created at the first call
+
+    @torch.no_grad()
+    def __call__(self, team: TeamObservation, rng: np.random.Generator) -> np.ndarray:
+        """Team actions float32 / int64 for the ``B`` copies in ``team`` (``rng`` is unused: torch samples)."""
+        device = self.algorithm.device
+        state = torch.as_tensor(team.state, device=device)
+        obs, avail = self.observer.observe(state), self.observer.available(state)
+        if self.history is None:
+            spec = self.spec
+            self.history = empty_history(len(state), spec.n_agents, self.algorithm.history_length, spec.obs_dim,
+                                         spec.action_dim, device)
+        actions = self.algorithm.act(obs, avail, self.history, greedy=self.greedy)
+        self.history = push_history(*self.history, obs, encode_actions(actions, self.spec))  # unclipped, as in training
+        if not self.spec.discrete:
+            actions = actions.clamp(self.spec.action_low, self.spec.action_high)  # what the environment executes
+        return actions.cpu().numpy()
+
+    def end_episodes(self, done: np.ndarray) -> None:
+        """Forget the history of copies whose episode ended (``done`` bool [B])."""
+        restart = torch.as_tensor(done, device=self.algorithm.device)
+        self.history = tuple(h.masked_fill(restart.view(-1, *[1] * (h.dim() - 1)), 0) for h in self.history)
 
 
 def _step_record(
@@ -77,8 +130,9 @@ def collect_dataset(
     """Run ``policy`` for ``episodes`` complete episodes in ``num_envs`` environment copies.
 
     Copy ``b`` is reset with seed ``seed + b`` and runs a fixed share of the episodes (so episode lengths are not
-    biased towards short ones); the policy draws from ``np.random.default_rng(seed)``. Each episode's
-    transitions are contiguous in the result. ``produced_by`` describes the policy in the metadata.
+    biased towards short ones); the policy draws from ``np.random.default_rng(seed)``; an :class:`AlgorithmPolicy`
+    is told where episodes end. Each episode's transitions are contiguous in the result. ``produced_by``
+    describes the policy in the metadata.
     """
     if episodes < 1:
         raise ValueError(f"collect_dataset: episodes must be >= 1, got {episodes}")
@@ -96,6 +150,8 @@ def collect_dataset(
             records.append(_step_record(team, actions, result, spec))
             infos.append(result.info)
             finished += result.done
+            if isinstance(policy, AlgorithmPolicy):
+                policy.end_episodes(result.done)
             team = result.next
     finally:
         env.close()
@@ -104,13 +160,17 @@ def collect_dataset(
     return OfflineDataset(
         **{key: value[rows] for key, value in columns.items()},
         infos={key: value[rows] for key, value in _common_infos(infos).items()},
-        metadata={
-            "env_spec": spec.to_dict(),
-            "env_config": {"name": env_config.name, "kwargs": dict(env_config.kwargs)},
-            "produced_by": produced_by,
-            "format_version": FORMAT_VERSION,
-            "agent_order": list(spec.agent_names),
-            "episodes": episodes,
-            "seed": seed,
-        },
+        metadata=dataset_metadata(spec, env_config, produced_by, episodes=episodes, seed=seed),
     )
+
+
+def dataset_metadata(spec: EnvSpec, env_config: EnvConfig, produced_by: str, **extra: Any) -> dict[str, Any]:
+    """The metadata every collected dataset records (spec, env config, producer, format, agent order) + ``extra``."""
+    return {
+        "env_spec": spec.to_dict(),
+        "env_config": {"name": env_config.name, "kwargs": dict(env_config.kwargs)},
+        "produced_by": produced_by,
+        "format_version": FORMAT_VERSION,
+        "agent_order": list(spec.agent_names),
+        **extra,
+    }

@@ -25,7 +25,8 @@ key                         dtype and shape                meaning
 ``metadata`` holds at least ``env_spec`` (:meth:`EnvSpec.to_dict`), ``env_config`` (``{name, kwargs}``),
 ``produced_by`` (free text: which policy made the data) and ``format_version`` (``1``); optionally
 ``observation_partition`` / ``action_partition`` (per-agent index lists, for data split from a single-agent
-file) and ``agent_order`` (agent names). Strings and scalars are stored as they are, dicts and lists as JSON
+file), ``agent_order`` (agent names), ``partition`` (MaMuJoCo: ``MaMuJoCoEnv.partition()``) and ``policies`` (each
+part of the data: policy, episodes, seed). Strings and scalars are stored as they are, dicts and lists as JSON
 strings (marked with the attribute ``json=True``).
 
 An episode ends at every transition where ``terminals | timeouts`` is True; the file's last transition must end

@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, IterableDataset
 
-from lightning_mbmarl.data.dataset_tool import make_command_hint, make_dataset_from_recipe
+from lightning_mbmarl.data.dataset_tool import example_recipe, make_command_hint, make_dataset_from_recipe
 from lightning_mbmarl.data.encoding import encode_actions, resolve_history_length
 from lightning_mbmarl.data.hdf5_format import DatasetError, OfflineDataset, read_dataset
 from lightning_mbmarl.envs import EnvConfig, env_spec
@@ -94,6 +94,7 @@ class OfflineDataModule(pl.LightningDataModule):
         env: EnvConfig,  # environment the data was collected in; its spec validates the file
         dataset_path: str,  # HDF5 file in the multi-agent layout of lightning_mbmarl.data.hdf5_format
         make_if_missing: dict[str, Any] | None = None,  # recipe for a missing file, e.g. {kind: icg, policy: neutral}
+        # or {kind: mamujoco, policy: random, episodes: 1000} (see dataset_tool.make_dataset_from_recipe)
         batch_size: int = 256,  # transitions per training batch
         history_length: int | None = None,  # previous (obs, action) pairs given with each transition; None: the model's
         validation_fraction: float = 0.1,  # share of transitions held out for validation_batch()
@@ -137,10 +138,10 @@ class OfflineDataModule(pl.LightningDataModule):
         if self._data is not None:
             return
         self._ensure_file()
-        hint = (
-            f"create it with `{make_command_hint(self.env, self.dataset_path)}` or give the data module a "
-            "make_if_missing recipe, e.g. {'kind': 'icg', 'policy': 'unfavorable', 'episodes': 1000, 'seed': 0}"
-        )
+        hint = f"create it with `{make_command_hint(self.env, self.dataset_path)}`"
+        recipe = example_recipe(self.env)
+        if recipe is not None:
+            hint += f" or give the data module a make_if_missing recipe, e.g. {recipe}"
         dataset = read_dataset(self.dataset_path, self.env_spec, missing_hint=hint)
         train, val = split_indices(dataset.num_transitions, self.validation_fraction, self.seed)
         if train.size == 0:

@@ -1,0 +1,48 @@
+"""Loading a trained method from its Lightning checkpoint without knowing its class beforehand."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+from pathlib import Path
+
+import torch
+
+from lightning_mbmarl.algorithms.base import MultiAgentAlgorithm
+
+_PACKAGE = "lightning_mbmarl."
+
+
+def checkpoint_class(path: str | os.PathLike[str]) -> type[MultiAgentAlgorithm]:
+    """The :class:`MultiAgentAlgorithm` subclass a checkpoint holds.
+
+    LightningCLI stores the model's class as ``hyper_parameters["_class_path"]`` (e.g.
+    ``"lightning_mbmarl.algorithms.mappo.MAPPO"``); only classes of this package are imported.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError) as err:
+        raise ValueError(f"{path} is not a readable Lightning checkpoint (torch.load: {type(err).__name__})") from err
+    hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
+    class_path = hparams.get("_class_path")
+    if not isinstance(class_path, str) or not class_path.startswith(_PACKAGE):
+        raise ValueError(
+            f"checkpoint {path}: hyper_parameters['_class_path'] is {class_path!r}; expected the class of a "
+            f"{_PACKAGE.rstrip('.')} method (as `python -m lightning_mbmarl fit` records it), e.g. "
+            "'lightning_mbmarl.algorithms.mappo.MAPPO'"
+        )
+    module_name, _, class_name = class_path.rpartition(".")
+    cls = getattr(importlib.import_module(module_name), class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, MultiAgentAlgorithm)):
+        raise ValueError(f"checkpoint {path}: {class_path} is not a MultiAgentAlgorithm subclass")
+    return cls
+
+
+def load_algorithm(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> MultiAgentAlgorithm:
+    """The method a checkpoint holds, with its trained weights, in eval mode on ``map_location``."""
+    cls = checkpoint_class(path)
+    return cls.load_from_checkpoint(path, map_location=map_location).eval()
