@@ -118,6 +118,20 @@ def test_checkpoint_policy_acts_on_its_own_observations(tmp_path: Path, checkpoi
     np.testing.assert_allclose(data.actions, expected.numpy(), atol=1e-6)
 
 
+def test_exported_policy_keeps_the_weights_and_drops_training_state(tmp_path: Path, checkpoints) -> None:
+    training = torch.load(checkpoints["independent"], weights_only=False)
+    training["optimizer_states"] = [{"state": {0: torch.zeros(1000)}}]  # stands for what training adds
+    source = tmp_path / "training.ckpt"
+    torch.save(training, source)
+    assert main(["export-policy", str(source), "--out", str(tmp_path / "policy.ckpt")]) == 0
+    exported = torch.load(tmp_path / "policy.ckpt", weights_only=False)
+    assert "optimizer_states" not in exported
+    original, loaded = load_algorithm(source).state_dict(), load_algorithm(tmp_path / "policy.ckpt").state_dict()
+    assert original.keys() == loaded.keys() and all(torch.equal(original[k], loaded[k]) for k in original)
+    assert main(["export-policy", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "x.ckpt")]) == 1
+    assert not (tmp_path / "x.ckpt").exists()
+
+
 def test_policy_with_memory_samples_reproducibly(tmp_path: Path, checkpoints) -> None:
     config = mamujoco_config("Reacher", "independent", episode_length=10)
     first, second = (collect_mamujoco(config, [str(checkpoints["memory"])], episodes=2, seed=5) for _ in range(2))

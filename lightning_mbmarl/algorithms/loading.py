@@ -46,3 +46,23 @@ def load_algorithm(path: str | os.PathLike[str], map_location: str | torch.devic
     """The method a checkpoint holds, with its trained weights, in eval mode on ``map_location``."""
     cls = checkpoint_class(path)
     return cls.load_from_checkpoint(path, map_location=map_location).eval()
+
+
+# What a policy file keeps of a training checkpoint: enough for load_algorithm, none of the training state
+# (optimizer moments, loops, callbacks, replay buffers, RNG states).
+_POLICY_KEYS = ("pytorch-lightning_version", "epoch", "global_step", "state_dict", "hparams_name",
+                "hyper_parameters", "mbmarl_counters")
+
+
+def export_policy(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Write the weights and hyperparameters of ``checkpoint`` (a training checkpoint) to a small policy file
+    ``out`` that :func:`load_algorithm` reads; returns ``out``. The file is written atomically."""
+    checkpoint_class(checkpoint)  # refuses files that are not checkpoints of this package's methods
+    full = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    torch.save({key: full[key] for key in _POLICY_KEYS if key in full}, partial)
+    load_algorithm(partial)  # the exported file must load before it replaces anything
+    partial.replace(out)
+    return out

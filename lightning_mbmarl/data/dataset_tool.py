@@ -5,6 +5,7 @@
         --policy expert_ccw.ckpt --policy expert_cw.ckpt --episodes 1000 --out data/reacher_expert_mix.hdf5
     python -m lightning_mbmarl dataset import-d4rl ant-medium-v2.hdf5 --observation partial --out data/ant.hdf5
     python -m lightning_mbmarl dataset convention outputs/mappo_reacher/version_0/checkpoints/last.ckpt
+    python -m lightning_mbmarl dataset export-policy outputs/mappo_ant/version_0/checkpoints/last.ckpt --out ant.ckpt
     python -m lightning_mbmarl dataset info data/icg_unfavorable.hdf5
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from lightning_mbmarl.algorithms.loading import export_policy
 from lightning_mbmarl.data import mamujoco_datasets
 from lightning_mbmarl.data.collection import collect_dataset, icg_dataset_policy
 from lightning_mbmarl.data.hdf5_format import DatasetError, OfflineDataset, read_dataset, write_dataset
@@ -182,6 +184,9 @@ def _parser() -> argparse.ArgumentParser:
     convention.add_argument("source", help="Lightning checkpoint (.ckpt) or HDF5 dataset file")
     convention.add_argument("--episodes", type=int, default=20, help="greedy episodes of a checkpoint")
     convention.add_argument("--seed", type=int, default=0, help="environment seed of a checkpoint's episodes")
+    export = commands.add_parser("export-policy", help="a training checkpoint's policy as a small file to collect with")
+    export.add_argument("checkpoint", help="Lightning checkpoint of a method of this package (.ckpt)")
+    export.add_argument("--out", required=True, help="policy file to write (give it to `make --policy`)")
     info = commands.add_parser("info", help="summarise a dataset file")
     info.add_argument("file", help="HDF5 dataset file")
     return parser
@@ -217,6 +222,9 @@ def main(argv: list[str]) -> int:
         if args.command == "info":
             print(describe_dataset(args.file))
             return 0
+        if args.command == "export-policy":
+            print(f"wrote {export_policy(args.checkpoint, args.out).resolve()}")
+            return 0
         if args.command == "make":
             path = _make(args)
         else:
@@ -224,7 +232,7 @@ def main(argv: list[str]) -> int:
                                                                               args.contact_cost_weight))
         print(f"wrote {path.resolve()}")
         print(describe_dataset(path))
-    except (DatasetError, ImportError) as err:
+    except (DatasetError, ImportError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
