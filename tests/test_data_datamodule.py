@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lightning_mbmarl.data.hdf5_format import DatasetError, OfflineDataset, write_dataset
-from lightning_mbmarl.data.offline_datamodule import OfflineDataModule, history_rows
+from lightning_mbmarl.data.offline_datamodule import OfflineDataModule, history_rows, resolve_dataset
 from lightning_mbmarl.envs import EnvConfig
 from lightning_mbmarl.envs.icg import icg_spec
 
@@ -221,3 +221,19 @@ def test_runs_under_a_trainer(tmp_path: Path) -> None:
     trainer.fit(probe, datamodule=dm)
     assert trainer.global_step == 4 and probe.validation_calls >= 2
     assert "train_sampler" in dm.state_dict()
+
+
+def test_a_dataset_name_picks_its_file_and_recipe() -> None:
+    recipe = {"kind": "icg", "policy": "neutral"}
+    datasets = {"a": {"path": "a.hdf5", "make_if_missing": recipe}, "b": {"path": "b.hdf5"}}
+    assert resolve_dataset(None, None, "a", datasets) == ("a.hdf5", recipe)
+    assert resolve_dataset(None, None, "b", datasets) == ("b.hdf5", None)
+    assert resolve_dataset("c.hdf5", recipe, None, datasets) == ("c.hdf5", recipe)
+    with pytest.raises(ValueError, match=r"unknown dataset 'medium'; this config names \['a', 'b'\]"):
+        resolve_dataset(None, None, "medium", datasets)
+    with pytest.raises(ValueError, match="leave dataset_path and make_if_missing unset"):
+        resolve_dataset("c.hdf5", None, "a", datasets)
+    with pytest.raises(ValueError, match="give dataset_path"):
+        resolve_dataset(None, None, None, datasets)
+    with pytest.raises(ValueError, match="an entry has a path"):
+        resolve_dataset(None, None, "x", {"x": {"file": "x.hdf5"}})

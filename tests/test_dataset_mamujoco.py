@@ -243,6 +243,18 @@ def test_random_recipe_is_made_on_the_spot(tmp_path: Path) -> None:
     assert example_recipe(env) == {"kind": "mamujoco", "policy": "random", "episodes": 1000, "seed": 0}
 
 
+def test_dataset_too_long_to_make_on_the_spot_gives_its_command(tmp_path: Path) -> None:
+    env = EnvConfig("mamujoco", {**REACHER, "observation": "independent"})
+    out = tmp_path / "expert.hdf5"
+    recipe = {"kind": "mamujoco", "policy": "random", "episodes": 4, "on_the_spot": False}
+    module = OfflineDataModule(env, dataset="expert", datasets={"expert": {"path": str(out), "make_if_missing": recipe}})
+    with pytest.raises(DatasetError, match="too long to collect on the spot") as err:
+        module.setup()
+    assert (f"python -m lightning_mbmarl dataset make mamujoco --scenario Reacher --agent-conf 2x1 --observation "
+            f"independent --policy random --episodes 4 --seed 0 --out {out}") in str(err.value)
+    assert not out.exists()
+
+
 def test_recipe_with_a_missing_checkpoint_names_the_command(tmp_path: Path) -> None:
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "mappo_reacher.yaml").write_text("{}\n")

@@ -46,7 +46,7 @@ COUNTER_CLOCKWISE = "counter-clockwise (elbow angle >= 0)"
 CLOCKWISE = "clockwise (elbow angle <= 0)"
 # The task options the make command and recipes name themselves; other env kwargs pass through to the env.
 _TASK_OPTIONS = ("scenario", "agent_conf", "observation", "episode_length")
-_RECIPE_OPTIONS = {*_TASK_OPTIONS, "policy", "episodes", "seed", "greedy"}
+_RECIPE_OPTIONS = {*_TASK_OPTIONS, "policy", "episodes", "seed", "greedy", "on_the_spot"}
 
 
 def mamujoco_config(
@@ -272,8 +272,10 @@ def make_from_recipe(out: str | os.PathLike[str], recipe: dict[str, Any], env: E
 
     Options: ``policy`` (``"random"``, a checkpoint path, or a list of them for a mixture), ``episodes`` (default
     1000), ``seed`` (0), ``greedy`` (False), and the task options ``scenario``, ``agent_conf``, ``observation``,
-    ``episode_length``, which default to the data module's env and must agree with it. A recipe naming a
-    checkpoint that does not exist raises an error with the command that makes the dataset once it does.
+    ``episode_length``, which default to the data module's env and must agree with it, and ``on_the_spot``
+    (True): False marks a dataset too long to collect in passing, whose absence raises an error giving the
+    command that makes it. A recipe naming a checkpoint that does not exist raises an error with the command
+    that makes the dataset once it does.
     """
     options = {key: value for key, value in recipe.items() if key != "kind"}
     unknown = sorted(set(options) - _RECIPE_OPTIONS)
@@ -287,6 +289,12 @@ def make_from_recipe(out: str | os.PathLike[str], recipe: dict[str, Any], env: E
     episodes, seed = int(options.get("episodes", 1000)), int(options.get("seed", 0))
     greedy = bool(options.get("greedy", False))
     config = _recipe_config(options, env)
+    if not options.get("on_the_spot", True):
+        command = make_command(config.kwargs, out, policies, episodes, seed, greedy)
+        raise DatasetError(
+            f"dataset {out} does not exist, and its recipe marks it as too long to collect on the spot "
+            f"({episodes} episodes of {', '.join(policies)}); make it once with `{command}`"
+        )
     missing = [p for p in policies if p != RANDOM and not Path(p).is_file()]
     if missing:
         command = make_command(config.kwargs, out, policies, episodes, seed, greedy)

@@ -7,7 +7,7 @@ Shapes: ``B`` batch, ``N`` agents, ``O`` padded observation size, ``A`` padded a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypedDict
 
 import lightning.pytorch as pl
 import numpy as np
@@ -76,6 +76,44 @@ class _TrainStream(IterableDataset):
             yield self.make_batch(self.rows[pick])
 
 
+class NamedDataset(TypedDict, total=False):
+    """One entry of :class:`OfflineDataModule`'s ``datasets``: where the file is and how to make it if missing."""
+
+    path: str
+    make_if_missing: dict[str, Any]
+
+
+def resolve_dataset(
+    dataset_path: str | None,
+    make_if_missing: dict[str, Any] | None,
+    dataset: str | None,
+    datasets: dict[str, NamedDataset] | None,
+) -> tuple[str, dict[str, Any] | None]:
+    """``(path, recipe)`` from either an explicit ``dataset_path`` (and recipe) or a ``dataset`` name picking one
+    of ``datasets``; errors name the choices."""
+    if dataset is None:
+        if dataset_path is None:
+            raise ValueError(
+                "OfflineDataModule: give dataset_path (an HDF5 file) or dataset (a name among datasets: "
+                f"{sorted(datasets or {})})"
+            )
+        return dataset_path, make_if_missing
+    if dataset_path is not None or make_if_missing is not None:
+        raise ValueError(
+            f"OfflineDataModule: dataset={dataset!r} picks a file and recipe from datasets; leave dataset_path and "
+            "make_if_missing unset (or set dataset: null to use them)"
+        )
+    if dataset not in (datasets or {}):
+        raise ValueError(f"OfflineDataModule: unknown dataset {dataset!r}; this config names {sorted(datasets or {})}")
+    entry = datasets[dataset]
+    if "path" not in entry or set(entry) - {"path", "make_if_missing"}:
+        raise ValueError(
+            f"OfflineDataModule: datasets[{dataset!r}] = {dict(entry)}; an entry has a path and optionally a "
+            "make_if_missing recipe"
+        )
+    return entry["path"], entry.get("make_if_missing")
+
+
 class OfflineDataModule(pl.LightningDataModule):
     """Random transitions of an offline multi-agent dataset, each with its agents' recent history.
 
@@ -92,9 +130,11 @@ class OfflineDataModule(pl.LightningDataModule):
     def __init__(
         self,
         env: EnvConfig,  # environment the data was collected in; its spec validates the file
-        dataset_path: str,  # HDF5 file in the multi-agent layout of lightning_mbmarl.data.hdf5_format
+        dataset_path: str | None = None,  # HDF5 file in the multi-agent layout of lightning_mbmarl.data.hdf5_format
         make_if_missing: dict[str, Any] | None = None,  # recipe for a missing file, e.g. {kind: icg, policy: neutral}
         # or {kind: mamujoco, policy: random, episodes: 1000} (see dataset_tool.make_dataset_from_recipe)
+        dataset: str | None = None,  # instead of dataset_path: the name of one of `datasets`
+        datasets: dict[str, NamedDataset] | None = None,  # named datasets, e.g. {random: {path: ..., make_if_missing: ...}}
         batch_size: int = 256,  # transitions per training batch
         history_length: int | None = None,  # previous (obs, action) pairs given with each transition; None: the model's
         validation_fraction: float = 0.1,  # share of transitions held out for validation_batch()
@@ -107,8 +147,7 @@ class OfflineDataModule(pl.LightningDataModule):
                 f"got {batch_size}, {history_length}, {validation_fraction}"
             )
         self.env = env
-        self.dataset_path = dataset_path
-        self.make_if_missing = make_if_missing
+        self.dataset_path, self.make_if_missing = resolve_dataset(dataset_path, make_if_missing, dataset, datasets)
         self.batch_size = batch_size
         self.history_length = history_length
         self.validation_fraction = validation_fraction
