@@ -1,0 +1,131 @@
+"""Reproduce the shape of the MOMA-PPO paper's Table 4 (offline MaMuJoCo) with this package.
+
+Settings: Reacher 2x1 expert-mix under the three observation functions (Table 4a) and Ant 4x2 under full and
+partial observability over the datasets made here (Table 4b). Methods: MOMA-PPO against IBC, ITD3+BC and MAIQL,
+each trained through the real command line (``python -m lightning_mbmarl fit --config conf/<method>_<setting>.yaml``)
+with the budget its config states, every seed on the same dataset (as the paper's D4RL files). Datasets missing
+on disk are made first, one at a time (``conf/data/*.yaml`` name them and their recipes). Prints a Markdown table
+of the final greedy normalised score (100 episodes) as mean ± standard error over seeds, as the paper reports,
+and the mean wall-clock per run.
+
+    python benchmarks/moma_mamujoco_table4.py                                  # everything, 3 seeds
+    python benchmarks/moma_mamujoco_table4.py --settings reacher_independent --methods moma ibc --seeds 0
+    python benchmarks/moma_mamujoco_table4.py --settings ant_po --ant-datasets random medium
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+from cli_runs import metric_rows, run_experiment
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from lightning_mbmarl.data.dataset_tool import make_dataset_from_recipe  # noqa: E402
+from lightning_mbmarl.envs import EnvConfig  # noqa: E402
+
+METHODS = ("moma", "ibc", "itd3bc", "maiql")
+METHOD_NAMES = {"moma": "MOMA-PPO", "ibc": "IBC", "itd3bc": "ITD3+BC", "maiql": "MAIQL"}
+REACHER_SETTINGS = ("reacher_all_observant", "reacher_independent", "reacher_leader_only")
+ANT_SETTINGS = ("ant_fo", "ant_po")
+ANT_DATASETS = ("random", "medium", "full-replay", "expert")
+PAPER = {  # MOMA-PPO paper, Table 4 (3 seeds, mean ± standard error); MAIQL-ft, IQL, ICQL, IOMAR left out
+    ("reacher_all_observant", "expert-mix"): {"moma": "1.07 ± 0.01", "ibc": "1.02 ± 0.01", "itd3bc": "0.78 ± 0.00", "maiql": "0.96 ± 0.05"},
+    ("reacher_independent", "expert-mix"): {"moma": "0.95 ± 0.06", "ibc": "0.76 ± 0.04", "itd3bc": "0.30 ± 0.11", "maiql": "0.92 ± 0.04"},
+    ("reacher_leader_only", "expert-mix"): {"moma": "1.00 ± 0.01", "ibc": "0.84 ± 0.02", "itd3bc": "0.48 ± 0.04", "maiql": "0.80 ± 0.05"},
+    ("ant_fo", "random"): {"moma": "0.52 ± 0.07", "ibc": "0.31 ± 0.00", "itd3bc": "0.22 ± 0.02", "maiql": "0.28 ± 0.01"},
+    ("ant_fo", "medium"): {"moma": "1.29 ± 0.06", "ibc": "0.84 ± 0.01", "itd3bc": "1.04 ± 0.00", "maiql": "0.85 ± 0.02"},
+    ("ant_fo", "full-replay"): {"moma": "1.42 ± 0.07", "ibc": "1.20 ± 0.01", "itd3bc": "1.33 ± 0.01", "maiql": "0.77 ± 0.21"},
+    ("ant_fo", "expert"): {"moma": "1.49 ± 0.01", "ibc": "1.24 ± 0.00", "itd3bc": "1.25 ± 0.02", "maiql": "1.24 ± 0.00"},
+    ("ant_po", "random"): {"moma": "0.42 ± 0.05", "ibc": "0.31 ± 0.00", "itd3bc": "0.31 ± 0.00", "maiql": "0.31 ± 0.00"},
+    ("ant_po", "medium"): {"moma": "0.54 ± 0.19", "ibc": "0.17 ± 0.01", "itd3bc": "0.22 ± 0.05", "maiql": "0.14 ± 0.02"},
+    ("ant_po", "full-replay"): {"moma": "0.46 ± 0.10", "ibc": "0.21 ± 0.02", "itd3bc": "0.20 ± 0.01", "maiql": "0.18 ± 0.02"},
+    ("ant_po", "expert"): {"moma": "0.18 ± 0.00", "ibc": "0.05 ± 0.04", "itd3bc": "0.16 ± 0.00", "maiql": "-0.16 ± 0.01"},
+}
+
+
+def data_config(setting: str) -> tuple[Path, dict]:
+    """The data-module file a setting's configs share and its parsed ``init_args``."""
+    path = yaml.safe_load((REPO / f"conf/moma_{setting}.yaml").read_text())["data"]
+    path = REPO / "conf" / path
+    return path, yaml.safe_load(path.read_text())["init_args"]
+
+
+def ensure_dataset(setting: str, dataset: str) -> None:
+    """Make a setting's named dataset if it is not on disk yet (ignoring ``on_the_spot``: this is the long run)."""
+    _, init = data_config(setting)
+    entry = init["datasets"][dataset]
+    path = REPO / entry["path"]
+    if path.exists():
+        return
+    recipe = {k: v for k, v in entry["make_if_missing"].items() if k != "on_the_spot"}
+    env = EnvConfig(init["env"]["name"], init["env"].get("kwargs", {}))
+    print(f"making {path} ({recipe})", flush=True)
+    make_dataset_from_recipe(path, recipe, env)
+
+
+def final_score(run_dir: Path) -> float:
+    rows = [r for r in metric_rows(run_dir) if r.get("eval/normalized_score")]
+    if not rows:
+        raise RuntimeError(f"{run_dir}: no eval/normalized_score logged")
+    return float(rows[-1]["eval/normalized_score"])
+
+
+def run_one(method: str, setting: str, dataset: str, seed: int, output_dir: Path) -> tuple[float, float]:
+    run_dir, seconds = run_experiment(
+        str(REPO / f"conf/{method}_{setting}.yaml"), f"{method}_{setting}_{dataset}_seed{seed}", output_dir,
+        f"--seed_everything={seed}", f"--data.init_args.dataset={dataset}",
+    )
+    return final_score(run_dir), seconds
+
+
+def mean_sem(values: list[float]) -> str:
+    sem = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {sem:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (each uses one thread)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--settings", nargs="+", default=[*REACHER_SETTINGS, *ANT_SETTINGS],
+                        choices=[*REACHER_SETTINGS, *ANT_SETTINGS])
+    parser.add_argument("--ant-datasets", nargs="+", default=list(ANT_DATASETS), choices=ANT_DATASETS)
+    parser.add_argument("--output_dir", type=Path, default=Path("outputs/benchmarks/moma_mamujoco_table4"))
+    args = parser.parse_args()
+
+    cells = [(s, d) for s in args.settings for d in (args.ant_datasets if s in ANT_SETTINGS else ["expert-mix"])]
+    for setting, dataset in cells:
+        ensure_dataset(setting, dataset)
+    jobs = [(m, s, d, seed) for s, d in cells for m in args.methods for seed in args.seeds]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = dict(zip(jobs, pool.map(lambda job: run_one(*job, args.output_dir), jobs)))
+
+    print(f"seeds {args.seeds}; final greedy normalized score over 100 episodes, mean ± standard error over seeds "
+          "(paper: its Table 4, 3 seeds)")
+    print("| setting | dataset | " + " | ".join(f"{METHOD_NAMES[m]} | paper" for m in args.methods) + " |")
+    print("|---|---|" + "---|---|" * len(args.methods))
+    for setting, dataset in cells:
+        row = []
+        for m in args.methods:
+            row += [mean_sem([results[(m, setting, dataset, s)][0] for s in args.seeds]),
+                    PAPER[(setting, dataset)][m]]
+        print(f"| {setting} | {dataset} | " + " | ".join(row) + " |")
+    for m in args.methods:
+        times = [results[job][1] for job in jobs if job[0] == m]
+        print(f"{METHOD_NAMES[m]}: wall-clock per run {statistics.mean(times):.0f} s (max {max(times):.0f} s), "
+              f"{args.jobs} runs at a time")
+    for (m, s, d, seed), (score, _) in sorted(results.items()):
+        print(f"  {m} {s} {d} seed {seed}: {score:.3f}")
+
+
+if __name__ == "__main__":
+    main()
