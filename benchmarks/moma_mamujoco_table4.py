@@ -29,12 +29,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lightning_mbmarl.data.dataset_tool import make_dataset_from_recipe  # noqa: E402
+from lightning_mbmarl.data.hdf5_format import read_dataset, write_dataset  # noqa: E402
+from lightning_mbmarl.data.mamujoco_datasets import reobserve  # noqa: E402
 from lightning_mbmarl.envs import EnvConfig  # noqa: E402
 
 METHODS = ("moma", "ibc", "itd3bc", "maiql")
 METHOD_NAMES = {"moma": "MOMA-PPO", "ibc": "IBC", "itd3bc": "ITD3+BC", "maiql": "MAIQL"}
 REACHER_SETTINGS = ("reacher_all_observant", "reacher_independent", "reacher_leader_only")
 ANT_SETTINGS = ("ant_fo", "ant_po")
+SETTINGS = (*REACHER_SETTINGS, *ANT_SETTINGS)
 ANT_DATASETS = ("random", "medium", "full-replay", "expert")
 PAPER = {  # MOMA-PPO paper, Table 4 (3 seeds, mean ± standard error); MAIQL-ft, IQL, ICQL, IOMAR left out
     ("reacher_all_observant", "expert-mix"): {"moma": "1.07 ± 0.01", "ibc": "1.02 ± 0.01", "itd3bc": "0.78 ± 0.00", "maiql": "0.96 ± 0.05"},
@@ -59,12 +62,23 @@ def data_config(setting: str) -> tuple[Path, dict]:
 
 
 def ensure_dataset(setting: str, dataset: str) -> None:
-    """Make a setting's named dataset if it is not on disk yet (ignoring ``on_the_spot``: this is the long run)."""
+    """Make a setting's named dataset if it is not on disk yet (ignoring ``on_the_spot``: this is the long run).
+
+    Where another setting's file has the same recipe (the same task under another observation function), the
+    copy is re-observed from it instead of collected again; the result is the same (see ``reobserve``).
+    """
     _, init = data_config(setting)
     entry = init["datasets"][dataset]
     path = REPO / entry["path"]
     if path.exists():
         return
+    for other in SETTINGS:
+        twin = data_config(other)[1]["datasets"].get(dataset)
+        if twin and twin.get("make_if_missing") == entry["make_if_missing"] and (REPO / twin["path"]).exists():
+            print(f"making {path}: {REPO / twin['path']} re-observed", flush=True)
+            observation = init["env"]["kwargs"]["observation"]
+            write_dataset(path, reobserve(read_dataset(REPO / twin["path"]), observation))
+            return
     recipe = {k: v for k, v in entry["make_if_missing"].items() if k != "on_the_spot"}
     env = EnvConfig(init["env"]["name"], init["env"].get("kwargs", {}))
     print(f"making {path} ({recipe})", flush=True)
@@ -96,8 +110,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (each uses one thread)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--settings", nargs="+", default=[*REACHER_SETTINGS, *ANT_SETTINGS],
-                        choices=[*REACHER_SETTINGS, *ANT_SETTINGS])
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     parser.add_argument("--ant-datasets", nargs="+", default=list(ANT_DATASETS), choices=ANT_DATASETS)
     parser.add_argument("--output_dir", type=Path, default=Path("outputs/benchmarks/moma_mamujoco_table4"))
     args = parser.parse_args()

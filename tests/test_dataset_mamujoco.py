@@ -139,6 +139,19 @@ def test_policy_with_memory_samples_reproducibly(tmp_path: Path, checkpoints) ->
     assert not np.array_equal(first.actions[:10], first.actions[10:])  # sampled, from different start states
 
 
+def test_reobserving_equals_collecting_with_the_other_observation_function(tmp_path: Path, checkpoints) -> None:
+    policies = [str(checkpoints["independent"]), "random"]
+    full = collect_mamujoco(mamujoco_config("Reacher", "all_observant", episode_length=10), policies, episodes=2, seed=3)
+    direct = collect_mamujoco(mamujoco_config("Reacher", "leader_only", episode_length=10), policies, episodes=2, seed=3)
+    write_dataset(tmp_path / "full.hdf5", full)
+    assert main(["reobserve", str(tmp_path / "full.hdf5"), "--observation", "leader_only",
+                 "--out", str(tmp_path / "leader.hdf5")]) == 0
+    copy = read_dataset(tmp_path / "leader.hdf5")
+    assert copy.spec == direct.spec and copy.metadata["partition"] == direct.metadata["partition"]
+    for key in ("observations", "next_observations", "states", "actions", "rewards", "terminals", "timeouts"):
+        np.testing.assert_array_equal(getattr(copy, key), getattr(direct, key), err_msg=key)
+
+
 def test_policy_of_another_task_is_refused(checkpoints) -> None:
     with pytest.raises(DatasetError, match="trained on mamujoco:Reacher-2x1-independent .* cannot act in mamujoco:Ant"):
         collect_mamujoco(mamujoco_config("Ant", "full", episode_length=5), [str(checkpoints["independent"])], 1)

@@ -4,6 +4,7 @@
     python -m lightning_mbmarl dataset make mamujoco --scenario Reacher --observation independent \\
         --policy expert_ccw.ckpt --policy expert_cw.ckpt --episodes 1000 --out data/reacher_expert_mix.hdf5
     python -m lightning_mbmarl dataset import-d4rl ant-medium-v2.hdf5 --observation partial --out data/ant.hdf5
+    python -m lightning_mbmarl dataset reobserve data/ant_full_expert.hdf5 --observation partial --out data/ant_po.hdf5
     python -m lightning_mbmarl dataset convention outputs/mappo_reacher/version_0/checkpoints/last.ckpt
     python -m lightning_mbmarl dataset export-policy outputs/mappo_ant/version_0/checkpoints/last.ckpt --out ant.ckpt
     python -m lightning_mbmarl dataset info data/icg_unfavorable.hdf5
@@ -184,6 +185,10 @@ def _parser() -> argparse.ArgumentParser:
     convention.add_argument("source", help="Lightning checkpoint (.ckpt) or HDF5 dataset file")
     convention.add_argument("--episodes", type=int, default=20, help="greedy episodes of a checkpoint")
     convention.add_argument("--seed", type=int, default=0, help="environment seed of a checkpoint's episodes")
+    reobserve = commands.add_parser("reobserve", help="a MaMuJoCo dataset seen through another observation function")
+    reobserve.add_argument("file", help="MaMuJoCo HDF5 dataset")
+    reobserve.add_argument("--observation", required=True, help="observation function of the copy, e.g. partial")
+    reobserve.add_argument("--out", required=True, help="HDF5 file to write")
     export = commands.add_parser("export-policy", help="a training checkpoint's policy as a small file to collect with")
     export.add_argument("checkpoint", help="Lightning checkpoint of a method of this package (.ckpt)")
     export.add_argument("--out", required=True, help="policy file to write (give it to `make --policy`)")
@@ -227,6 +232,8 @@ def main(argv: list[str]) -> int:
             return 0
         if args.command == "make":
             path = _make(args)
+        elif args.command == "reobserve":
+            path = write_dataset(args.out, mamujoco_datasets.reobserve(read_dataset(args.file), args.observation))
         else:
             path = write_dataset(args.out, mamujoco_datasets.import_d4rl_ant(args.file, args.observation,
                                                                               args.contact_cost_weight))

@@ -37,6 +37,7 @@ from lightning_mbmarl.data.hdf5_format import (
     write_dataset,
 )
 from lightning_mbmarl.envs import EnvConfig, EnvSpec, make_env
+from lightning_mbmarl.envs.observation import StateObserver
 from lightning_mbmarl.envs.mamujoco_observations import ANT_STATE_DIM, observation_names, reacher_elbow_angle
 
 RANDOM = "random"
@@ -191,6 +192,26 @@ def collect_mamujoco(
         spec, config, produced_by, partition=partition, policies=described, episodes=episodes, seed=seed
     )
     return _concatenate(parts, metadata)
+
+
+def reobserve(dataset: OfflineDataset, observation: str) -> OfflineDataset:
+    """The same MaMuJoCo transitions seen through another observation function: ``observations`` and
+    ``next_observations`` [T, N, O'] recomputed from ``states`` / ``next_states`` with the new spec's
+    ``obs_from_state``. Exact: collection draws the same episodes whatever the recorded observation function
+    (policies act on their own observations of the state), so this equals collecting again with ``observation``.
+    """
+    source = dataset.metadata.get("env_config", {})
+    if source.get("name") != "mamujoco":
+        raise DatasetError(f"reobserve needs a mamujoco dataset; this one is from env {source.get('name')!r}")
+    kwargs = {**source.get("kwargs", {}), "observation": observation}
+    config = EnvConfig("mamujoco", kwargs)
+    spec, partition = task_layout(config)
+    observer = StateObserver(spec)
+    seen = lambda states: observer.observe(torch.from_numpy(states)).numpy()  # noqa: E731  [T, S] -> [T, N, O']
+    metadata = {**dataset.metadata, "env_spec": spec.to_dict(), "env_config": {"name": "mamujoco", "kwargs": kwargs},
+                "partition": partition, "reobserved_from": dataset.metadata["env_spec"]["name"]}
+    return dataclasses.replace(dataset, observations=seen(dataset.states), next_observations=seen(dataset.next_states),
+                               metadata=metadata)
 
 
 def make_mamujoco_dataset(
