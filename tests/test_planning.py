@@ -1,15 +1,17 @@
-"""MAG's planning to predict: per-sample candidate choice, candidates batched per step, predicted availability
-respected everywhere the policy acts, R̂_m fitted from the world-model pass, and MAMBA's imagined PPO batch."""
+"""MAG's planning to predict: the same choices as the plain computation on dense features, per-sample candidate
+choice, candidates batched per step, predicted availability respected everywhere the policy acts, R̂_m fitted from
+the world-model pass, and MAMBA's imagined PPO batch."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig, LatentActorCritic, imagined_ppo_batch
 from lightning_mbmarl.learners.mappo import MAPPOConfig
-from lightning_mbmarl.learners.policies import MaskedCategorical
+from lightning_mbmarl.learners.policies import CategoricalPolicy, MaskedCategorical
 from lightning_mbmarl.world_models.imagination import imagine
 from lightning_mbmarl.world_models.model_reward import (
     ModelRewardConfig,
@@ -18,7 +20,7 @@ from lightning_mbmarl.world_models.model_reward import (
     world_model_loss_and_sequence,
 )
 from lightning_mbmarl.world_models.planning import PlanningConfig, PlanningToPredict, plan_prediction
-from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMState, RSSMWorldModel
+from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMState, RSSMWorldModel, straight_through_sample
 from lightning_mbmarl.world_models.rssm_losses import world_model_loss
 
 SPEC = EnvSpec(name="toy", n_agents=3, obs_dims=(4, 6, 5), state_dim=7, action_kind="discrete",
@@ -37,55 +39,79 @@ def random_state(model: RSSMWorldModel, B: int) -> RSSMState:
     return model.posterior(model.reset_prior((B,)), model.encode(torch.randn(B, N, O)))
 
 
-def uniform_policy(features: torch.Tensor, avail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    dist = MaskedCategorical(torch.zeros(avail.shape), avail)
-    actions = dist.sample()
-    return actions, dist.log_prob(actions)
+def tiny_predictor(model: RSSMWorldModel) -> ModelRewardPredictor:
+    return ModelRewardPredictor(model.feature_dim, ModelRewardConfig(hidden=8, layers=2))
 
 
-def test_each_sample_takes_its_own_best_candidate() -> None:
+def tiny_policy(model: RSSMWorldModel, share_parameters: bool = True) -> CategoricalPolicy:
+    return CategoricalPolicy(SPEC, model.feature_dim, (16, 16), share_parameters)
+
+
+def reference_plan(
+    model: RSSMWorldModel, predictor: ModelRewardPredictor, policy: CategoricalPolicy, state: RSSMState,
+    actions: torch.Tensor, horizon: int, candidates: int,
+) -> tuple[torch.Tensor, torch.Tensor, RSSMState]:
+    """Planning to predict computed plainly on dense features: ``(choice [B], scores [B, L], first [B, L, N])``."""
+    B, L = state.deter.shape[0], candidates
+    step = model.imagine_step(state, actions)
+    logits = step.logits.unsqueeze(1).expand(-1, L, *step.logits.shape[1:])
+    first = RSSMState(step.deter.unsqueeze(1).expand(-1, L, *step.deter.shape[1:]), straight_through_sample(logits),
+                      logits)
+    candidate, scores = first, predictor(first.features).sum(dim=-1)
+    for _ in range(horizon - 1):
+        action = policy(candidate.features, model.predict_avail(candidate.features)).sample()
+        candidate = model.imagine_step(candidate, F.one_hot(action, A).float())
+        scores = scores + predictor(candidate.features).sum(dim=-1)
+    return scores.argmin(dim=1), scores, first
+
+
+@pytest.mark.parametrize("share_parameters", [True, False])
+def test_plan_matches_the_plain_computation_and_each_sample_takes_its_own_best_candidate(
+    share_parameters: bool,
+) -> None:
     model = tiny_model()
-    # A hand-made R̂_m: per candidate error of each sample, the same for every agent and step.
-    # Sample 0 prefers candidate 1, sample 1 prefers candidate 3 (one argmin over the batch cannot satisfy both).
-    table = torch.tensor([[5.0, 1.0, 4.0, 3.0], [2.0, 6.0, 5.0, 0.5]])
-
-    def predict_error(features: torch.Tensor) -> torch.Tensor:
-        assert features.shape[:2] == (2, 4)  # [B, L, N, F]
-        return table[:, :, None].expand(features.shape[:-1])
-
-    state = random_state(model, 2)
-    actions = F.one_hot(torch.tensor([[0, 1, 2], [2, 0, 1]]), A).float()
+    predictor, policy = tiny_predictor(model), tiny_policy(model, share_parameters)
+    B, L, H = 8, 4, 5
+    state = random_state(model, B)
+    actions = F.one_hot(torch.randint(0, 3, (B, N)), A).float()
+    torch.manual_seed(7)
+    plan = plan_prediction(model, predictor, policy, state, actions, horizon=H, candidates=L)
+    torch.manual_seed(7)
     with torch.no_grad():
-        plan = plan_prediction(model, predict_error, uniform_policy, state, actions, horizon=3, candidates=4)
-    assert plan.choice.tolist() == [1, 3]
-    torch.testing.assert_close(plan.scores, 3 * N * table)  # summed over agents and the 3 steps
-    for b, j in enumerate((1, 3)):
-        for field in ("deter", "stoch", "logits"):
-            assert torch.equal(getattr(plan.next_state, field)[b], getattr(plan.first, field)[b, j]), field
+        choice, scores, first = reference_plan(model, predictor, policy, state, actions, H, L)
+    assert len(set(choice.tolist())) > 1  # the samples prefer different candidates
+    assert torch.equal(plan.choice, choice) and torch.equal(plan.choice, plan.scores.argmin(dim=1))
+    torch.testing.assert_close(plan.scores, scores)  # same samples, same actions: same scores up to rounding
+    for field in ("deter", "stoch", "logits"):
+        assert torch.equal(getattr(plan.first, field), getattr(first, field)), field
+        for b in range(B):
+            assert torch.equal(getattr(plan.next_state, field)[b], getattr(first, field)[b, choice[b]]), field
     # The candidates share the deterministic transition from (state, action) and differ by their samples only.
-    expected_deter = model.imagine_step(state, actions).deter
+    with torch.no_grad():
+        expected_deter = model.imagine_step(state, actions).deter
     torch.testing.assert_close(plan.first.deter, expected_deter.unsqueeze(1).expand_as(plan.first.deter))
+    assert not plan.next_state.stoch.requires_grad  # the look-ahead only chooses
 
 
 def test_candidates_advance_together_one_transition_per_step() -> None:
     model = tiny_model()
+    predictor, policy = tiny_predictor(model), tiny_policy(model)
     shapes: list[tuple[int, ...]] = []
-    step = model.imagine_step
+    advance = model.advance
 
-    def counting_step(state: RSSMState, actions: torch.Tensor) -> RSSMState:
-        shapes.append(tuple(state.deter.shape[:-2]))
-        return step(state, actions)
+    def counting_advance(x: torch.Tensor, deter: torch.Tensor) -> torch.Tensor:
+        shapes.append(tuple(deter.shape[:-2]))
+        return advance(x, deter)
 
-    model.imagine_step = counting_step  # type: ignore[method-assign]
+    model.advance = counting_advance  # type: ignore[method-assign]
     B, L, H = 5, 4, 6
     actions = F.one_hot(torch.zeros(B, N, dtype=torch.long), A).float()
-    with torch.no_grad():
-        plan_prediction(model, lambda f: f.sum(-1), uniform_policy, random_state(model, B), actions, H, L)
+    plan_prediction(model, predictor, policy, random_state(model, B), actions, H, L)
     assert shapes == [(B,)] + [(B, L)] * (H - 1)  # shared first step, then all candidates of all samples at once
 
     # Within a rollout of 3 steps the plans look 3, 2, then 1 step ahead; without, always H.
     for within, expected in ((True, [3, 2, 1]), (False, [H] * 3)):
-        planner = PlanningToPredict(model, lambda f: f.sum(-1), uniform_policy,
+        planner = PlanningToPredict(model, predictor, policy,
                                     PlanningConfig(horizon=H, candidates=L, within_rollout=within), rollout_length=3)
         state, passes = random_state(model, B), []
         with torch.no_grad():
@@ -107,16 +133,26 @@ def test_predicted_availability_is_respected_in_planning_and_imagination() -> No
     with torch.no_grad():  # a policy that strongly prefers the unavailable choices: the mask must overrule it
         actor_critic.policy.net.net.net[-1].bias.copy_(torch.tensor([0.0, 20.0, 0.0, 20.0, 20.0]))
     acted: list[tuple[torch.Tensor, torch.Tensor]] = []
+    distribution = actor_critic.policy.distribution
 
-    def policy(features: torch.Tensor, avail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        actions, log_probs = actor_critic.act(features, avail)
-        acted.append((avail, actions))
-        return actions, log_probs
+    def recording(logits: torch.Tensor, avail: torch.Tensor | None) -> MaskedCategorical:
+        """Every distribution the policy acts from (imagination and look-ahead), with its samples recorded."""
+        dist = distribution(logits, avail)
+        sample = dist.sample
 
-    planner = PlanningToPredict(model, ModelRewardPredictor(model.feature_dim, ModelRewardConfig(hidden=8, layers=1)),
-                                policy, PlanningConfig(horizon=3, candidates=4), rollout_length=5)
+        def recorded(generator: torch.Generator | None = None) -> torch.Tensor:
+            actions = sample(generator)
+            acted.append((avail, actions))
+            return actions
+
+        dist.sample = recorded  # type: ignore[method-assign]
+        return dist
+
+    actor_critic.policy.distribution = recording  # type: ignore[method-assign]
+    planner = PlanningToPredict(model, tiny_predictor(model), actor_critic.policy,
+                                PlanningConfig(horizon=3, candidates=4), rollout_length=5)
     with torch.no_grad():
-        rollout = imagine(planner, policy, random_state(model, 6), 5)
+        rollout = imagine(planner, actor_critic.act, random_state(model, 6), 5)
     assert len(acted) > 5  # the imagined steps and the candidates' later steps
     for avail, actions in acted:
         assert torch.equal(avail, allowed.expand(avail.shape))

@@ -72,4 +72,4 @@ class MAG(MAMBA):
                 "model_reward/loss": fit["loss"].detach(), "model_reward/mean_error": fit["mean_error"]}
 
     def rollout_model(self, length: int) -> PlanningToPredict:  # type: ignore[override]
-        return PlanningToPredict(self.world_model, self.model_reward, self.latent_policy, self.planning, length)
+        return PlanningToPredict(self.world_model, self.model_reward, self.actor_critic.policy, self.planning, length)

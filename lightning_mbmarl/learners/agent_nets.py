@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from lightning_mbmarl.nn.batched import BatchedMLP
+from lightning_mbmarl.nn.one_hot_input import OneHotInputMLP
 
 
 def split_agents(x: torch.Tensor, n_agents: int, shared: bool, trailing: int = 1) -> torch.Tensor:
@@ -44,7 +45,7 @@ class AgentMLP(nn.Module):
         share_parameters: bool = False,
     ) -> None:
         super().__init__()
-        self.n_agents, self.share_parameters = n_agents, share_parameters
+        self.n_agents, self.share_parameters, self.in_features = n_agents, share_parameters, in_features
         groups = 1 if share_parameters else n_agents
         extra = n_agents if share_parameters else 0
         self.net = BatchedMLP(groups, in_features + extra, out_features, hidden)
@@ -56,6 +57,18 @@ class AgentMLP(nn.Module):
             x = torch.cat([x, ids], dim=-1)
         y = self.net(split_agents(x, self.n_agents, self.share_parameters))
         return merge_agents(y, lead, self.n_agents, self.share_parameters)
+
+    def forward_one_hot(self, dense: torch.Tensor, hot: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` on inputs given as their first ``d`` columns ``dense [..., N, d]`` and the columns
+        (``>= d``) that hold a 1 ``hot`` int64 ``[..., N, J]``, all others 0 (see
+        :func:`~lightning_mbmarl.nn.one_hot_input.one_hot_input_linear`): ``[..., N, out]``."""
+        lead, shared = dense.shape[:-2], self.share_parameters
+        if shared:  # the agent one-hot is one more hot column
+            ids = torch.arange(self.in_features, self.in_features + self.n_agents, device=hot.device)
+            hot = torch.cat([hot, ids.view(-1, 1).expand(*lead, -1, 1)], dim=-1)
+        y = OneHotInputMLP(self.net.net)(split_agents(dense, self.n_agents, shared),
+                                          split_agents(hot, self.n_agents, shared))
+        return merge_agents(y, lead, self.n_agents, shared)
 
 
 def agent_batch_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:

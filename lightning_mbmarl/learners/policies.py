@@ -103,8 +103,16 @@ class CategoricalPolicy(nn.Module):
 
     def forward(self, features: torch.Tensor, avail: torch.Tensor | None = None) -> MaskedCategorical:
         """avail: bool ``[..., N, A]``; None means every real choice is available."""
+        return self.distribution(self.net(features), avail)
+
+    def forward_one_hot(self, dense: torch.Tensor, hot: torch.Tensor, avail: torch.Tensor | None) -> MaskedCategorical:
+        """:meth:`forward` on features given as ``dense [..., N, d]`` and hot columns int64 ``[..., N, J]``
+        (:meth:`AgentMLP.forward_one_hot`)."""
+        return self.distribution(self.net.forward_one_hot(dense, hot), avail)
+
+    def distribution(self, logits: torch.Tensor, avail: torch.Tensor | None) -> MaskedCategorical:
+        """The masked distribution of logits ``[..., N, A]`` (avail as in :meth:`forward`)."""
         allowed = self.action_mask if avail is None else avail.bool() & self.action_mask
-        logits = self.net(features)
         return MaskedCategorical(logits, allowed.expand(logits.shape))
 
 

@@ -4,10 +4,16 @@ models plan which prediction to make, with the current joint policy playing the 
 From a state ``s_t`` and the team's action ``a_t`` the transition prior is computed once (its deterministic part is
 the same for every candidate) and sampled ``L`` times: ``L`` candidate predictions ``s^j_{t+1}``. Every candidate is
 then rolled ``H - 1`` steps further with the policy acting under the predicted availability — all candidates of
-all samples advance together, one batched transition per step (``imagine_step`` with a candidate axis). Each
-candidate is scored by its predicted accumulated model error ``sum_{h=1..H} sum_i R̂_m^i(s^j_{t+h})`` and every
-sample takes the first-step prediction of ITS lowest-scoring candidate (the released code took one argmin over the
-whole batch).
+all samples advance together, one batched transition per step. Each candidate is scored by its predicted
+accumulated model error ``sum_{h=1..H} sum_i R̂_m^i(s^j_{t+h})`` and every sample takes the first-step prediction
+of ITS lowest-scoring candidate (the released code took one argmin over the whole batch).
+
+The look-ahead only chooses: it runs without gradients, and keeps each candidate state as its deterministic part
+and the classes its categoricals sampled (:class:`LookAhead`) — the networks reading features ``[deter, one-hot
+sample]`` (transition input, avail head, policy, R̂_m) take them through their first layer's weight rows
+(:mod:`~lightning_mbmarl.nn.one_hot_input`) instead of multiplying by ``C * K`` mostly-zero columns; only sampled
+actions are drawn from the policy (no log-probabilities). Same random draws, in the same order, as the plain
+computation on dense features.
 
 :class:`PlanningToPredict` makes a world model whose transition plans, so imagination
 (:func:`~lightning_mbmarl.world_models.imagination.imagine`) and model-error rollouts run unchanged on it.
@@ -16,16 +22,15 @@ whole batch).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from lightning_mbmarl.world_models.imagination import LatentPolicy
-from lightning_mbmarl.world_models.rssm import RSSMState, RSSMWorldModel, straight_through_sample
-
-# features [..., N, F] -> predicted per-agent model error [..., N] (e.g. a ModelRewardPredictor)
-ErrorPredictor = Callable[[torch.Tensor], torch.Tensor]
+from lightning_mbmarl.learners.policies import CategoricalPolicy
+from lightning_mbmarl.nn.one_hot_input import OneHotInputMLP
+from lightning_mbmarl.world_models.model_reward import ModelRewardPredictor
+from lightning_mbmarl.world_models.rssm import RSSMState, RSSMWorldModel, sample_classes
 
 
 @dataclass
@@ -52,34 +57,75 @@ class Plan:
     first: RSSMState  # [B, L, N]: every candidate's first-step prediction
 
 
+class LookAhead:
+    """The networks a plan's look-ahead runs, on candidate states kept as ``deter [..., N, D]`` and sampled classes
+    int64 ``[..., N, C]`` (their features ``[deter, one-hot(classes)]`` are never built).
+
+    Holds copies of the first-layer weights of ``model``'s transition input and avail head and of ``predictor``:
+    build one per plan, under ``torch.no_grad()``.
+    """
+
+    def __init__(self, model: RSSMWorldModel, predictor: ModelRewardPredictor, policy: CategoricalPolicy) -> None:
+        self.model, self.policy = model, policy
+        self.transition_input = OneHotInputMLP(model.transition_input)
+        self.avail_head = OneHotInputMLP(model.avail_head)
+        self.error_net = OneHotInputMLP(predictor.net)
+        c = model.config
+        self.class_columns = c.classes * torch.arange(c.categoricals, device=model.obs_mask.device)  # [C]
+
+    def _features(self, net: OneHotInputMLP, deter: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """``net`` on the features of ``(deter [..., N, D], classes [..., N, C])``: ``[..., N, out]``."""
+        hot = deter.shape[-1] + self.class_columns + classes
+        out = net(deter.reshape(1, -1, deter.shape[-1]), hot.reshape(1, -1, hot.shape[-1]))
+        return out.view(*deter.shape[:-1], -1)
+
+    def team_error(self, deter: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """R̂_m summed over agents, float32 ``[...]``."""
+        return self._features(self.error_net, deter, classes).squeeze(-1).float().sum(dim=-1)
+
+    def act(self, deter: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """The policy's sampled actions int64 ``[..., N]`` under the predicted availability."""
+        avail = self.model.avail_from_logits(self._features(self.avail_head, deter, classes))
+        hot = deter.shape[-1] + self.class_columns + classes
+        return self.policy.forward_one_hot(deter, hot, avail).sample()
+
+    def step(
+        self, deter: torch.Tensor, classes: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The transition prior after actions int64 ``[..., N]``: the next ``(deter, classes)``."""
+        model = self.model
+        hot = torch.cat([actions.unsqueeze(-1), model.action_dim + self.class_columns + classes], dim=-1)
+        x = self.transition_input(None, hot.reshape(1, -1, hot.shape[-1])).view(*hot.shape[:-1], -1)
+        deter = model.advance(x, deter)
+        logits = model.prior_head(deter).unflatten(-1, (model.config.categoricals, model.config.classes))
+        return deter, sample_classes(logits.float())
+
+
+@torch.no_grad()
 def plan_prediction(
     model: RSSMWorldModel,
-    predict_error: ErrorPredictor,
-    policy: LatentPolicy,
+    predictor: ModelRewardPredictor,
+    policy: CategoricalPolicy,
     state: RSSMState,
     actions: torch.Tensor,
     horizon: int,
     candidates: int,
 ) -> Plan:
     """Plan the prediction for ``state [B, N]`` under action one-hots ``actions [B, N, A]`` with ``candidates``
-    trajectories of ``horizon`` steps (see the module docstring).
-
-    Run it under ``torch.no_grad()``; ``policy`` samples the candidates' later actions.
+    trajectories of ``horizon`` steps (see the module docstring); ``policy`` samples the candidates' later actions.
     """
     if state.deter.dim() != 3:
         raise ValueError(f"plan_prediction: expected states [B, N, D], got deter {tuple(state.deter.shape)}")
     B, L = state.deter.shape[0], candidates
     step = model.imagine_step(state, actions)  # [B, N]: deter and prior logits shared by the candidates
     logits = step.logits.unsqueeze(1).expand(-1, L, *step.logits.shape[1:])
-    first = RSSMState(step.deter.unsqueeze(1).expand(-1, L, *step.deter.shape[1:]), straight_through_sample(logits),
-                      logits)
-    candidate, features = first, first.features  # [B, L, N, F]
-    scores = predict_error(features).float().sum(dim=-1)  # [B, L]
+    deter, classes = step.deter.unsqueeze(1).expand(-1, L, *step.deter.shape[1:]), sample_classes(logits.float())
+    first = RSSMState(deter, F.one_hot(classes, logits.shape[-1]).float().flatten(-2), logits)  # [B, L, N]
+    look = LookAhead(model, predictor, policy)
+    scores = look.team_error(deter, classes)  # [B, L]
     for _ in range(horizon - 1):
-        action, _ = policy(features, model.predict_avail(features))
-        candidate = model.imagine_step(candidate, F.one_hot(action, model.action_dim).float())
-        features = candidate.features
-        scores = scores + predict_error(features).float().sum(dim=-1)
+        deter, classes = look.step(deter, classes, look.act(deter, classes))
+        scores = scores + look.team_error(deter, classes)
     choice = scores.argmin(dim=1)  # one choice per sample
     rows = torch.arange(B, device=choice.device)
     return Plan(first.map(lambda x: x[rows, choice]), choice, scores, first)
@@ -99,12 +145,12 @@ class PlanningToPredict:
     def __init__(
         self,
         model: RSSMWorldModel,
-        predict_error: ErrorPredictor,
-        policy: LatentPolicy,
+        predictor: ModelRewardPredictor,
+        policy: CategoricalPolicy,
         config: PlanningConfig,
         rollout_length: int,
     ) -> None:
-        self.model, self.predict_error, self.policy, self.config = model, predict_error, policy, config
+        self.model, self.predictor, self.policy, self.config = model, predictor, policy, config
         self.rollout_length, self.steps_taken = rollout_length, 0
 
     def imagine_step(self, state: RSSMState, actions: torch.Tensor) -> RSSMState:
@@ -113,7 +159,7 @@ class PlanningToPredict:
         if self.config.within_rollout:
             horizon = max(1, min(horizon, self.rollout_length - self.steps_taken))
         self.steps_taken += 1
-        plan = plan_prediction(self.model, self.predict_error, self.policy, state, actions, horizon,
+        plan = plan_prediction(self.model, self.predictor, self.policy, state, actions, horizon,
                                self.config.candidates)
         return plan.next_state
 

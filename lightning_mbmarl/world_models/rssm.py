@@ -126,9 +126,18 @@ def straight_through_sample(logits: torch.Tensor) -> torch.Tensor:
     """
     logits = logits.float()
     probs = logits.softmax(dim=-1)
-    gumbel = -torch.log(-torch.log(torch.rand_like(probs)))
-    one_hot = F.one_hot((logits + gumbel).argmax(dim=-1), logits.shape[-1]).to(probs.dtype)
+    one_hot = F.one_hot(sample_classes(logits), logits.shape[-1]).to(probs.dtype)
     return (one_hot + (probs - probs.detach())).flatten(-2)  # forward value exactly one-hot
+
+
+def sample_classes(logits: torch.Tensor) -> torch.Tensor:
+    """Sampled class of each of ``[..., C, K]`` float32 categoricals (Gumbel-max): int64 ``[..., C]``.
+
+    Draws ``torch.rand`` of the logits' shape, so a caller seeded alike gets the samples
+    :func:`straight_through_sample` gets.
+    """
+    gumbel = -torch.log(-torch.log(torch.rand_like(logits, memory_format=torch.contiguous_format)))
+    return (logits + gumbel).argmax(dim=-1)
 
 
 def _mlp(in_features: int, hidden: int, out_features: int, layers: int) -> nn.Sequential:
@@ -195,10 +204,16 @@ class RSSMWorldModel(nn.Module):
         one pass, each drawing its own categorical sample.
         """
         x = self.transition_input(torch.cat([actions.to(state.stoch.dtype), state.stoch], dim=-1))
-        x = self.attention(x)
-        deter = self.cell(x.reshape(-1, x.shape[-1]), state.deter.reshape(-1, state.deter.shape[-1]).to(x.dtype))
-        deter = deter.reshape(*x.shape[:-1], -1)
+        deter = self.advance(x, state.deter)
         return self._latent(deter, self.prior_head(deter))
+
+    def advance(self, x: torch.Tensor, deter: torch.Tensor) -> torch.Tensor:
+        """The deterministic part of the transition: attention across agents on ``x [..., N, hidden]`` (the
+        ``transition_input`` output for ``[action, stoch]``), then the GRU cell from ``deter [..., N, D]``;
+        returns the next ``deter [..., N, D]``."""
+        x = self.attention(x)
+        deter = self.cell(x.reshape(-1, x.shape[-1]), deter.reshape(-1, deter.shape[-1]).to(x.dtype))
+        return deter.reshape(*x.shape[:-1], -1)
 
     def posterior(self, prior: RSSMState, embed: torch.Tensor) -> RSSMState:
         """Posterior ``(prior state [..., N], observation embedding [..., N, E]) -> state [..., N]``."""
@@ -268,8 +283,11 @@ class RSSMWorldModel(nn.Module):
     def predict_avail(self, features: torch.Tensor) -> torch.Tensor:
         """Thresholded availability ``bool [..., N, A]``: padded choices never, at least one real choice per agent
         (the most likely one where none passes the threshold)."""
-        logits = self.avail_logits(features).float()
-        probs = torch.where(self.action_mask, logits.sigmoid(), -1.0)
+        return self.avail_from_logits(self.avail_logits(features))
+
+    def avail_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """:meth:`predict_avail` from the avail head's logits ``[..., N, A]``."""
+        probs = torch.where(self.action_mask, logits.float().sigmoid(), -1.0)
         avail = probs > self.config.avail_threshold
         best = F.one_hot(probs.argmax(dim=-1), self.action_dim).bool()
         return avail | (best & ~avail.any(dim=-1, keepdim=True))
