@@ -37,8 +37,8 @@ from lightning_mbmarl.data.hdf5_format import (
     write_dataset,
 )
 from lightning_mbmarl.envs import EnvConfig, EnvSpec, make_env
-from lightning_mbmarl.envs.observation import StateObserver
 from lightning_mbmarl.envs.mamujoco_observations import ANT_STATE_DIM, observation_names, reacher_elbow_angle
+from lightning_mbmarl.envs.observation import StateObserver
 
 RANDOM = "random"
 DEFAULT_AGENT_CONF = {"Ant": "4x2", "Reacher": "2x1"}
