@@ -5,7 +5,7 @@ partial observability over the datasets made here (Table 4b). Methods: MOMA-PPO 
 each trained through the real command line (``python -m lightning_mbmarl fit --config conf/<method>_<setting>.yaml``)
 with the budget its config states, every seed on the same dataset (as the paper's D4RL files). Datasets missing
 on disk are made first, one at a time (``conf/data/*.yaml`` name them and their recipes). Prints a Markdown table
-of the final greedy normalised score (100 episodes) as mean ± standard error over seeds, as the paper reports,
+of the final greedy normalised score (100 episodes on Reacher, 20 on Ant) as mean ± standard error over seeds, as the paper reports,
 and the mean wall-clock per run.
 
     python benchmarks/moma_mamujoco_table4.py                                  # everything, 3 seeds
@@ -122,8 +122,8 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         results = dict(zip(jobs, pool.map(lambda job: run_one(*job, args.output_dir), jobs)))
 
-    print(f"seeds {args.seeds}; final greedy normalized score over 100 episodes, mean ± standard error over seeds "
-          "(paper: its Table 4, 3 seeds)")
+    print(f"seeds {args.seeds}; final greedy normalized score (100 episodes on Reacher, 20 on Ant), mean ± standard "
+          "error over seeds (paper: its Table 4, 3 seeds, 100 episodes)")
     print("| setting | dataset | " + " | ".join(f"{METHOD_NAMES[m]} | paper" for m in args.methods) + " |")
     print("|---|---|" + "---|---|" * len(args.methods))
     for setting, dataset in cells:
