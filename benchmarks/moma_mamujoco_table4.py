@@ -92,9 +92,23 @@ def final_score(run_dir: Path) -> float:
     return float(rows[-1]["eval/normalized_score"])
 
 
-def run_one(method: str, setting: str, dataset: str, seed: int, output_dir: Path) -> tuple[float, float]:
+def finished_run(output_dir: Path, experiment: str) -> Path | None:
+    """The newest run folder of ``experiment`` that logged a final score, if any."""
+    runs = sorted((output_dir / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    for run in reversed(runs):
+        if (run / "metrics.csv").exists() and any(r.get("eval/normalized_score") for r in metric_rows(run)):
+            return run
+    return None
+
+
+def run_one(method: str, setting: str, dataset: str, seed: int, output_dir: Path, reuse: bool) -> tuple[float, float]:
+    """``(final score, wall-clock seconds)`` of one run; with ``reuse`` a finished run of the same name is read
+    instead (its seconds reported as nan)."""
+    experiment = f"{method}_{setting}_{dataset}_seed{seed}"
+    if reuse and (run := finished_run(output_dir, experiment)) is not None:
+        return final_score(run), float("nan")
     run_dir, seconds = run_experiment(
-        str(REPO / f"conf/{method}_{setting}.yaml"), f"{method}_{setting}_{dataset}_seed{seed}", output_dir,
+        str(REPO / f"conf/{method}_{setting}.yaml"), experiment, output_dir,
         f"--seed_everything={seed}", f"--data.init_args.dataset={dataset}",
     )
     return final_score(run_dir), seconds
@@ -112,6 +126,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     parser.add_argument("--ant-datasets", nargs="+", default=list(ANT_DATASETS), choices=ANT_DATASETS)
+    parser.add_argument("--reuse", action="store_true",
+                        help="read runs already finished in output_dir instead of training them again")
     parser.add_argument("--output_dir", type=Path, default=Path("outputs/benchmarks/moma_mamujoco_table4"))
     args = parser.parse_args()
 
@@ -120,7 +136,7 @@ def main() -> None:
         ensure_dataset(setting, dataset)
     jobs = [(m, s, d, seed) for s, d in cells for m in args.methods for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = dict(zip(jobs, pool.map(lambda job: run_one(*job, args.output_dir), jobs)))
+        results = dict(zip(jobs, pool.map(lambda job: run_one(*job, args.output_dir, args.reuse), jobs)))
 
     print(f"seeds {args.seeds}; final greedy normalized score (100 episodes on Reacher, 20 on Ant), mean ± standard "
           "error over seeds (paper: its Table 4, 3 seeds, 100 episodes)")
@@ -133,7 +149,9 @@ def main() -> None:
                     PAPER[(setting, dataset)][m]]
         print(f"| {setting} | {dataset} | " + " | ".join(row) + " |")
     for m in args.methods:
-        times = [results[job][1] for job in jobs if job[0] == m]
+        times = [results[job][1] for job in jobs if job[0] == m and results[job][1] == results[job][1]]
+        if not times:
+            continue
         print(f"{METHOD_NAMES[m]}: wall-clock per run {statistics.mean(times):.0f} s (max {max(times):.0f} s), "
               f"{args.jobs} runs at a time")
     for (m, s, d, seed), (score, _) in sorted(results.items()):
