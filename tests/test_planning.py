@@ -52,11 +52,10 @@ def reference_plan(
     actions: torch.Tensor, horizon: int, candidates: int,
 ) -> tuple[torch.Tensor, torch.Tensor, RSSMState]:
     """Planning to predict computed plainly on dense features: ``(choice [B], scores [B, L], first [B, L, N])``."""
-    B, L = state.deter.shape[0], candidates
     step = model.imagine_step(state, actions)
-    logits = step.logits.unsqueeze(1).expand(-1, L, *step.logits.shape[1:])
-    first = RSSMState(step.deter.unsqueeze(1).expand(-1, L, *step.deter.shape[1:]), straight_through_sample(logits),
-                      logits)
+    logits = step.logits.unsqueeze(1).expand(-1, candidates, *step.logits.shape[1:])
+    first = RSSMState(step.deter.unsqueeze(1).expand(-1, candidates, *step.deter.shape[1:]),
+                      straight_through_sample(logits), logits)
     candidate, scores = first, predictor(first.features).sum(dim=-1)
     for _ in range(horizon - 1):
         action = policy(candidate.features, model.predict_avail(candidate.features)).sample()

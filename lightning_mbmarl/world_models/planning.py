@@ -73,21 +73,24 @@ class LookAhead:
         c = model.config
         self.class_columns = c.classes * torch.arange(c.categoricals, device=model.obs_mask.device)  # [C]
 
-    def _features(self, net: OneHotInputMLP, deter: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    def _hot(self, deter: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """Columns of the features ``[deter, one-hot(classes)]`` that hold a 1: int64 ``[..., N, C]``."""
+        return deter.shape[-1] + self.class_columns + classes
+
+    def _on_features(self, net: OneHotInputMLP, deter: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """``net`` on the features of ``(deter [..., N, D], classes [..., N, C])``: ``[..., N, out]``."""
-        hot = deter.shape[-1] + self.class_columns + classes
+        hot = self._hot(deter, classes)
         out = net(deter.reshape(1, -1, deter.shape[-1]), hot.reshape(1, -1, hot.shape[-1]))
         return out.view(*deter.shape[:-1], -1)
 
     def team_error(self, deter: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """R̂_m summed over agents, float32 ``[...]``."""
-        return self._features(self.error_net, deter, classes).squeeze(-1).float().sum(dim=-1)
+        return self._on_features(self.error_net, deter, classes).squeeze(-1).float().sum(dim=-1)
 
     def act(self, deter: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """The policy's sampled actions int64 ``[..., N]`` under the predicted availability."""
-        avail = self.model.avail_from_logits(self._features(self.avail_head, deter, classes))
-        hot = deter.shape[-1] + self.class_columns + classes
-        return self.policy.forward_one_hot(deter, hot, avail).sample()
+        avail = self.model.avail_from_logits(self._on_features(self.avail_head, deter, classes))
+        return self.policy.forward_one_hot(deter, self._hot(deter, classes), avail).sample()
 
     def step(
         self, deter: torch.Tensor, classes: torch.Tensor, actions: torch.Tensor

@@ -136,8 +136,8 @@ def sample_classes(logits: torch.Tensor) -> torch.Tensor:
     Draws ``torch.rand`` of the logits' shape, so a caller seeded alike gets the samples
     :func:`straight_through_sample` gets.
     """
-    gumbel = -torch.log(-torch.log(torch.rand_like(logits, memory_format=torch.contiguous_format)))
-    return (logits + gumbel).argmax(dim=-1)
+    minus_gumbel = torch.rand_like(logits, memory_format=torch.contiguous_format).log_().neg_().log_()
+    return (logits - minus_gumbel).argmax(dim=-1)
 
 
 def _mlp(in_features: int, hidden: int, out_features: int, layers: int) -> nn.Sequential:
