@@ -93,7 +93,8 @@ def final_score(run_dir: Path) -> float:
 
 
 def finished_run(output_dir: Path, experiment: str) -> Path | None:
-    """The newest run folder of ``experiment`` that logged a final score, if any."""
+    """The newest run folder of ``experiment`` that logged a score, if any (its last score is read: reuse only
+    when no run of the benchmark is still in progress)."""
     runs = sorted((output_dir / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
     for run in reversed(runs):
         if (run / "metrics.csv").exists() and any(r.get("eval/normalized_score") for r in metric_rows(run)):
@@ -127,7 +128,8 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     parser.add_argument("--ant-datasets", nargs="+", default=list(ANT_DATASETS), choices=ANT_DATASETS)
     parser.add_argument("--reuse", action="store_true",
-                        help="read runs already finished in output_dir instead of training them again")
+                        help="read the last score of runs already in output_dir instead of training them again "
+                             "(when none of them is still running)")
     parser.add_argument("--output_dir", type=Path, default=Path("outputs/benchmarks/moma_mamujoco_table4"))
     args = parser.parse_args()
 
