@@ -12,7 +12,7 @@ from lightning_mbmarl.data.encoding import encode_actions
 from lightning_mbmarl.data.hdf5_format import FORMAT_VERSION, OfflineDataset
 from lightning_mbmarl.envs import EnvConfig, EnvSpec, StepResult, TeamObservation, make_vector_env
 from lightning_mbmarl.envs.observation import StateObserver
-from lightning_mbmarl.learners.memory import History, empty_history, push_history
+from lightning_mbmarl.learners.memory import History, clear_histories, empty_history, push_history
 
 # A team policy: (observations of B environment copies, random generator) -> team actions
 # (int64 [B, N] for discrete actions, float32 [B, N, action_dim] for continuous).
@@ -73,8 +73,7 @@ class AlgorithmPolicy:
 
     def end_episodes(self, done: np.ndarray) -> None:
         """Forget the history of copies whose episode ended (``done`` bool [B])."""
-        restart = torch.as_tensor(done, device=self.algorithm.device)
-        self.history = tuple(h.masked_fill(restart.view(-1, *[1] * (h.dim() - 1)), 0) for h in self.history)
+        self.history = clear_histories(self.history, torch.as_tensor(done, device=self.algorithm.device))
 
 
 def _step_record(

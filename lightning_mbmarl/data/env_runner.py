@@ -15,7 +15,7 @@ import torch
 from lightning_mbmarl.data.encoding import encode_actions
 from lightning_mbmarl.data.replay_buffer import StepRecord
 from lightning_mbmarl.envs.base import VectorMultiAgentEnv
-from lightning_mbmarl.learners.memory import History, empty_history, push_history
+from lightning_mbmarl.learners.memory import History, clear_histories, empty_history, push_history
 
 #: (obs [E, N, O], avail bool [E, N, A], history) -> actions (int64 [E, N] or float [E, N, A]), on the runner's device
 TeamPolicy = Callable[[torch.Tensor, torch.Tensor, History], torch.Tensor]
@@ -65,8 +65,7 @@ class EnvRunner:
         done = result.done
         if self.history_length:
             history = push_history(*self.history, obs, encode_actions(actions, self.spec))
-            restart = torch.as_tensor(done, device=self.device)
-            self.history = tuple(h.masked_fill(restart.view(-1, *[1] * (h.dim() - 1)), 0) for h in history)
+            self.history = clear_histories(history, torch.as_tensor(done, device=self.device))
         self.episode_return += result.reward
         self.episode_length += 1
         finished = [

@@ -123,6 +123,14 @@ def push_history(
     )
 
 
+def clear_histories(
+    history: tuple[torch.Tensor, torch.Tensor, torch.Tensor], done: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Reset to all-padding the histories of the copies whose episode ended (``done`` bool ``[B]``; histories
+    ``[B, ...]``), so each starts its next episode empty."""
+    return tuple(h.masked_fill(done.view(-1, *[1] * (h.dim() - 1)), 0) for h in history)
+
+
 def empty_history(
     batch_size: int,
     n_agents: int,
