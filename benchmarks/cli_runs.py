@@ -35,3 +35,17 @@ def latest_run(output_dir: Path, experiment: str) -> Path:
 def metric_rows(run_dir: Path) -> list[dict[str, str]]:
     """The rows of a run's ``metrics.csv``."""
     return list(csv.DictReader(open(run_dir / "metrics.csv")))
+
+
+def evaluation_curve(rows: list[dict[str, str]], metrics: tuple[str, ...]) -> list[tuple[float, dict[str, float]]]:
+    """Each evaluation of a run as (environment steps when it ran, {metric: value}), from its ``metrics.csv`` rows.
+    Evaluations log ``eval/env_steps`` in their own row; runs made before that was logged fall back to the latest
+    ``env_steps`` of a training row."""
+    curve, env_steps = [], 0.0
+    for row in sorted(rows, key=lambda r: int(r["step"])):
+        if row.get("env_steps"):
+            env_steps = max(env_steps, float(row["env_steps"]))
+        if all(row.get(m) for m in metrics):
+            at = float(row["eval/env_steps"]) if row.get("eval/env_steps") else env_steps
+            curve.append((at, {m: float(row[m]) for m in metrics}))
+    return curve

@@ -22,7 +22,7 @@ import statistics
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from cli_runs import metric_rows, run_experiment
+from cli_runs import evaluation_curve, metric_rows, run_experiment
 
 METHODS = ("mamba", "mag", "mappo")
 NAMES = {"mamba": "MAMBA", "mag": "MAG", "mappo": "MAPPO"}
@@ -52,13 +52,7 @@ QUICK = {  # tiny sizes and frequent evaluations (--quick)
 
 def learning_curve(run_dir: Path) -> list[tuple[float, dict[str, float]]]:
     """Each evaluation of a run as (environment steps when it ran, {metric: value})."""
-    rows = metric_rows(run_dir)
-    curve, env_steps = [], 0.0
-    for row in sorted(rows, key=lambda r: int(r["step"])):
-        if row.get("env_steps"):
-            env_steps = max(env_steps, float(row["env_steps"]))
-        if row.get("eval/won_rate"):
-            curve.append((env_steps, {m: float(row[m]) for m in METRICS}))
+    curve = evaluation_curve(metric_rows(run_dir), METRICS)
     if not curve:
         raise RuntimeError(f"{run_dir}: no evaluation logged")
     return curve

@@ -63,8 +63,8 @@ def test_aorpo_converges_to_the_climb_nash_equilibrium(tmp_path, cli, read_metri
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "outputs" / "aorpo_climb" / "version_0"
     assert read_metric(run, "eval/nash_distance") < 0.1
-    assert read_metric(run, "env_steps") >= 3000
-    assert read_metric(run, "counters/agent_interactions") >= 2 * read_metric(run, "env_steps")
+    assert read_metric(run, "eval/env_steps") >= 3000
+    assert read_metric(run, "eval/agent_interactions") >= 2 * read_metric(run, "eval/env_steps")
     assert read_metric(run, "model_error/c_5") < 0.05  # the dynamics models are accurate along real trajectories
     assert (run / "plots" / "model_error.png").exists()
 
@@ -75,5 +75,5 @@ def test_aorpo_two_process_ddp_on_cpu(tmp_path, cli, read_metric, quiet_cli_args
                  "--trainer.accelerator=cpu", "--trainer.devices=2", *quiet_cli_args)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "outputs" / "aorpo_climb" / "version_0"
-    assert read_metric(run, "env_steps") >= 900  # summed over both ranks' environments
+    assert read_metric(run, "eval/env_steps") >= 900  # summed over both ranks' environments
     assert read_metric(run, "eval/nash_distance") >= 0.0

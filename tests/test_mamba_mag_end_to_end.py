@@ -38,7 +38,7 @@ def test_mag_trains_on_smax(tmp_path, cli, read_metric, quiet_cli_args):
     result = cli("fit", "--config", "conf/mag_smax_2s3z.yaml", "--seed_everything=1", *TINY, *quiet_cli_args)
     assert result.returncode == 0, result.stderr[-3000:]
     run = _run(tmp_path / "outputs")
-    assert read_metric(run, "env_steps") >= 300
+    assert read_metric(run, "eval/env_steps") >= 300
     assert 0.0 <= read_metric(run, "eval/won_rate") <= 1.0
     assert read_metric(run, "counters/world_model_steps") == 2 * read_metric(run, "counters/updates")
     assert torch.isfinite(torch.tensor(read_metric(run, "model_reward/loss")))
@@ -54,7 +54,7 @@ def test_mag_two_process_ddp_on_cpu(tmp_path, cli, read_metric, quiet_cli_args):
                  "--trainer.devices=2", *quiet_cli_args)
     assert result.returncode == 0, result.stderr[-3000:]
     run = _run(tmp_path / "outputs")
-    assert read_metric(run, "env_steps") >= 300  # summed over both ranks
+    assert read_metric(run, "eval/env_steps") >= 300  # summed over both ranks
     assert 0.0 <= read_metric(run, "eval/won_rate") <= 1.0
     assert not (tmp_path / "outputs" / "mag_smax_2s3z" / "version_1").exists()  # both ranks shared one folder
     replay = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["OnlineDataModule"]

@@ -66,6 +66,6 @@ class IBC(MultiAgentAlgorithm):
         optimizer_step(self, optimizer, loss, self.config.max_grad_norm, "behavioural-cloning loss", self.counters["updates"])
         self.counters["updates"] += 1
         self.log("bc/loss", loss.detach())
-        self.log_counters()
+        self.log_training_progress()
         if self.counters["updates"] >= self.config.steps:
             self.finish()

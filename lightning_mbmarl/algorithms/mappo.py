@@ -18,7 +18,6 @@ import torch
 from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
 from lightning_mbmarl.algorithms.optimization import mappo_step
 from lightning_mbmarl.data.encoding import encode_actions
-from lightning_mbmarl.data.env_runner import summarize_episodes
 from lightning_mbmarl.data.online_datamodule import OnlineDataModule
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.gae import timeout_gae
@@ -73,9 +72,10 @@ class MAPPO(MultiAgentAlgorithm):
         losses = mappo_step(self, self.optimizers(), self.actor_critic, minibatch, self.entropy_alpha,
                             self.mappo_config, self.counters["policy_updates"])
         self.counters["policy_updates"] += 1
-        self.log_dict({f"mappo/{k}": v for k, v in losses.items() if v.dim() == 0})
-        self.log("env_steps", float(self.counters["env_steps"]))
-        self.log_counters()
+        if self.logging_step():
+            self.log_dict({f"mappo/{k}": v for k, v in losses.items() if v.dim() == 0})
+            self.log("env_steps", float(self.counters["env_steps"]))
+        self.log_training_progress()
         if self._queue.exhausted:
             self.counters["rounds"] += 1
             if self.counters["env_steps"] >= self.online.total_env_steps:
@@ -96,8 +96,7 @@ class MAPPO(MultiAgentAlgorithm):
 
         collected = datamodule.collect(policy, self.online.rollout_steps)
         self.counters["env_steps"] = datamodule.total_env_steps()
-        for key, value in summarize_episodes(collected.episodes).items():
-            self.log(f"train/{key}", value)
+        self.record_episodes(collected.episodes)
         return MinibatchQueue(self._advantages(collected.steps, acted), self.mappo_config.minibatch_size,
                               self.mappo_config.epochs)
 

@@ -125,7 +125,7 @@ class MOMAPPO(MultiAgentAlgorithm):
             self._world_model_step(batch)
         else:
             self._policy_step()
-        self.log_counters()
+        self.log_training_progress()
 
     def _world_model_step(self, batch: dict[str, torch.Tensor]) -> None:
         optimizer = self.optimizers()[0]

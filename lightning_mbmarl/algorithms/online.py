@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
-from lightning_mbmarl.data.env_runner import TeamPolicy, summarize_episodes
+from lightning_mbmarl.data.env_runner import TeamPolicy
 from lightning_mbmarl.data.online_datamodule import OnlineDataModule
 from lightning_mbmarl.envs import EnvSpec
 
@@ -66,12 +66,12 @@ class OnlineAlgorithm(MultiAgentAlgorithm):
             with torch.no_grad():
                 finished += datamodule.collect(policy).episodes
         self.counters["env_steps"] = datamodule.total_env_steps()
-        for key, value in summarize_episodes(finished).items():
-            self.log(f"train/{key}", value)
+        self.record_episodes(finished)
         logs = self.update(datamodule)
         self.counters["updates"] += 1
-        self.log_dict({k: float(v) for k, v in logs.items()})
-        self.log("env_steps", float(self.counters["env_steps"]))
-        self.log_counters()
+        if self.logging_step():
+            self.log_dict({k: float(v) for k, v in logs.items()})
+            self.log("env_steps", float(self.counters["env_steps"]))
+        self.log_training_progress()
         if self.counters["env_steps"] >= self.online.total_env_steps:
             self.finish()
