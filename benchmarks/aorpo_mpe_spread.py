@@ -97,7 +97,8 @@ def main() -> None:
             mean_curves[m].append((steps, statistics.mean(values)))
             std = statistics.pstdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.mean(values):.1f} ± {std:.1f}")
-        print(f"| {steps} | " + " | ".join(cells) + " |")
+        if any(c != "–" for c in cells):
+            print(f"| {steps} | " + " | ".join(cells) + " |")
     finals = {m: [c[-1][1] for c in curves[m]] for m in args.methods}
     print("| final (100 episodes) | " + " | ".join(
         f"{statistics.mean(v):.1f} ± {statistics.pstdev(v):.1f}" for v in finals.values()) + " |")
