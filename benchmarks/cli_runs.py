@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -24,7 +25,13 @@ def run_experiment(config: str, experiment: str, output_dir: Path, *overrides: s
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    return latest_run(output_dir, experiment), seconds
+    run_dir = latest_run(output_dir, experiment)
+    (run_dir / FINISHED_MARKER).write_text(json.dumps({"command": command[1:], "seconds": seconds}, indent=1))
+    return run_dir, seconds
+
+
+#: written into a run folder once its command exited cleanly: benchmarks reuse only runs that have it
+FINISHED_MARKER = "benchmark_run.json"
 
 
 def latest_run(output_dir: Path, experiment: str) -> Path:

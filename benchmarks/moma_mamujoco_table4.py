@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from cli_runs import metric_rows, run_experiment
+from cli_runs import FINISHED_MARKER, metric_rows, run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -93,13 +93,10 @@ def final_score(run_dir: Path) -> float:
 
 
 def finished_run(output_dir: Path, experiment: str) -> Path | None:
-    """The newest run folder of ``experiment`` that logged a score, if any (its last score is read: reuse only
-    when no run of the benchmark is still in progress)."""
+    """The newest run folder of ``experiment`` whose command ran to its end, if any (runs interrupted part-way
+    are trained again)."""
     runs = sorted((output_dir / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    for run in reversed(runs):
-        if (run / "metrics.csv").exists() and any(r.get("eval/normalized_score") for r in metric_rows(run)):
-            return run
-    return None
+    return next((run for run in reversed(runs) if (run / FINISHED_MARKER).exists()), None)
 
 
 def run_one(method: str, setting: str, dataset: str, seed: int, output_dir: Path, reuse: bool) -> tuple[float, float]:
