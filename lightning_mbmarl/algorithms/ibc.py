@@ -65,7 +65,7 @@ class IBC(MultiAgentAlgorithm):
         loss = bc_loss(self.actor, batch)
         optimizer_step(self, optimizer, loss, self.config.max_grad_norm, "behavioural-cloning loss", self.counters["updates"])
         self.counters["updates"] += 1
+        if self.counters["updates"] >= self.config.steps:
+            self.finish()  # before logging: the last training step is always a logged one
         self.log("bc/loss", loss.detach())
         self.log_training_progress()
-        if self.counters["updates"] >= self.config.steps:
-            self.finish()

@@ -90,6 +90,6 @@ class ITD3BC(MultiAgentAlgorithm):
             self.log_dict({"td3_bc/actor_loss": actor["loss"].detach(), "td3_bc/bc": actor["bc"],
                            "td3_bc/lambda": actor["lambda"]})
         self.counters["gradient_steps"] += 1
-        self.log_training_progress()
         if self.counters["gradient_steps"] >= self.steps:
-            self.finish()
+            self.finish()  # before logging: the last training step is always a logged one
+        self.log_training_progress()

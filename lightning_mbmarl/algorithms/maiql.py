@@ -77,6 +77,6 @@ class MAIQL(MultiAgentAlgorithm):
             "maiql/q_loss": critic["loss"].detach(), "maiql/q": critic["q"], "maiql/target": critic["target"],
         })
         self.counters["gradient_steps"] += 1
-        self.log_training_progress()
         if self.counters["gradient_steps"] >= self.steps:
-            self.finish()
+            self.finish()  # before logging: the last training step is always a logged one
+        self.log_training_progress()

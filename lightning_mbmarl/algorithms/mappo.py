@@ -72,14 +72,14 @@ class MAPPO(MultiAgentAlgorithm):
         losses = mappo_step(self, self.optimizers(), self.actor_critic, minibatch, self.entropy_alpha,
                             self.mappo_config, self.counters["policy_updates"])
         self.counters["policy_updates"] += 1
+        if self._queue.exhausted:
+            self.counters["rounds"] += 1
+            if self.counters["env_steps"] >= self.online.total_env_steps:
+                self.finish()  # before logging: the last training step is always a logged one
         if self.logging_step():
             self.log_dict({f"mappo/{k}": v for k, v in losses.items() if v.dim() == 0})
             self.log("env_steps", float(self.counters["env_steps"]))
         self.log_training_progress()
-        if self._queue.exhausted:
-            self.counters["rounds"] += 1
-            if self.counters["env_steps"] >= self.online.total_env_steps:
-                self.finish()
 
     @torch.no_grad()
     def _collect_round(self) -> MinibatchQueue:

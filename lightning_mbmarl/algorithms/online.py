@@ -72,10 +72,10 @@ class OnlineAlgorithm(MultiAgentAlgorithm):
         # rollout rounds) done between two logged steps.
         self._unlogged_values.update(self.update(datamodule))
         self.counters["updates"] += 1
+        if self.counters["env_steps"] >= self.online.total_env_steps:
+            self.finish()  # before logging: the last training step is always a logged one
         if self.logging_step():
             self.log_dict({k: float(v) for k, v in self._unlogged_values.items()})
             self._unlogged_values = {}
             self.log("env_steps", float(self.counters["env_steps"]))
         self.log_training_progress()
-        if self.counters["env_steps"] >= self.online.total_env_steps:
-            self.finish()
