@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -71,6 +72,7 @@ class MultiAgentAlgorithm(L.LightningModule):
         self.counters = {"evaluations": 0}
         self._finished = False
         self._unlogged_episodes: list[FinishedEpisode] = []
+        self._unlogged_values: dict[str, torch.Tensor | float] = {}
         self._restored_rng: dict[str, Any] | None = None
 
     def save_config_hyperparameters(self) -> None:
@@ -174,10 +176,15 @@ class MultiAgentAlgorithm(L.LightningModule):
         """Keep finished training episodes until the next logged step, which reports them all."""
         self._unlogged_episodes += episodes
 
-    def log_training_progress(self) -> None:
-        """At logged steps: the counters and ``train/*`` statistics of the episodes finished since the last one."""
+    def log_training_progress(self, values: Mapping[str, torch.Tensor | float] | None = None) -> None:
+        """Call once per training step with the step's scalars to log. At logged steps, writes the latest value of
+        every key given since the last one (also those of periodic work done in between: model fits, rollout
+        rounds), ``train/*`` statistics of the episodes finished since then, and the counters."""
+        self._unlogged_values.update(values or {})
         if not self.logging_step():
             return
+        self.log_dict({key: float(value) for key, value in self._unlogged_values.items()})
+        self._unlogged_values = {}
         for key, value in summarize_episodes(self._unlogged_episodes).items():
             self.log(f"train/{key}", value)
         self._unlogged_episodes = []

@@ -76,10 +76,8 @@ class MAPPO(MultiAgentAlgorithm):
             self.counters["rounds"] += 1
             if self.counters["env_steps"] >= self.online.total_env_steps:
                 self.finish()  # before logging: the last training step is always a logged one
-        if self.logging_step():
-            self.log_dict({f"mappo/{k}": v for k, v in losses.items() if v.dim() == 0})
-            self.log("env_steps", float(self.counters["env_steps"]))
-        self.log_training_progress()
+        self.log_training_progress({**{f"mappo/{k}": v for k, v in losses.items() if v.dim() == 0},
+                                    "env_steps": float(self.counters["env_steps"])})
 
     @torch.no_grad()
     def _collect_round(self) -> MinibatchQueue:

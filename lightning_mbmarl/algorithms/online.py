@@ -39,7 +39,6 @@ class OnlineAlgorithm(MultiAgentAlgorithm):
         super().__init__(env_spec, evaluation)
         self.online = as_config(online, OnlineConfig)
         self.counters.update(env_steps=0, updates=0)
-        self._unlogged_values: dict[str, torch.Tensor | float] = {}
 
     @property
     def datamodule(self) -> OnlineDataModule:
@@ -68,14 +67,8 @@ class OnlineAlgorithm(MultiAgentAlgorithm):
                 finished += datamodule.collect(policy).episodes
         self.counters["env_steps"] = datamodule.total_env_steps()
         self.record_episodes(finished)
-        # The latest value of every key reaches the next logged step, also those of periodic work (model fits,
-        # rollout rounds) done between two logged steps.
-        self._unlogged_values.update(self.update(datamodule))
+        logs = self.update(datamodule)
         self.counters["updates"] += 1
         if self.counters["env_steps"] >= self.online.total_env_steps:
             self.finish()  # before logging: the last training step is always a logged one
-        if self.logging_step():
-            self.log_dict({k: float(v) for k, v in self._unlogged_values.items()})
-            self._unlogged_values = {}
-            self.log("env_steps", float(self.counters["env_steps"]))
-        self.log_training_progress()
+        self.log_training_progress({**logs, "env_steps": float(self.counters["env_steps"])})
