@@ -21,7 +21,7 @@ import statistics
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from cli_runs import evaluation_curve, latest_run, metric_rows, run_experiment
+from cli_runs import evaluation_curve, finished_run, metric_rows, run_experiment
 
 METHODS = ("aorpo", "aordpg", "masac", "maddpg")
 MODEL_BASED = ("aorpo", "aordpg")
@@ -34,7 +34,10 @@ def run(method: str, seed: int, env_steps: int, output_dir: Path, extra: list[st
         ) -> tuple[list[dict[str, str]], float]:
     experiment = f"{method}{'_real_opponents' if extra else ''}_mpe_spread_seed{seed}"
     if reuse:  # read the newest finished run of this experiment instead of training again
-        return metric_rows(latest_run(output_dir, experiment)), float("nan")
+        if (run_dir := finished_run(output_dir, experiment)) is None:
+            raise FileNotFoundError(f"--reuse: no finished run of {experiment} in {output_dir} (folders with "
+                                    f"benchmark_run.json); run without --reuse to train it")
+        return metric_rows(run_dir), float("nan")
     run_dir, seconds = run_experiment(f"conf/{method}_mpe_spread.yaml", experiment, output_dir,
                                       f"--seed_everything={seed}",
                                       f"--model.init_args.online.total_env_steps={env_steps}", *extra)
@@ -67,7 +70,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--output_dir", type=Path, default=Path("outputs/benchmarks/aorpo_mpe_spread"))
-    parser.add_argument("--reuse", action="store_true", help="read the runs already in --output_dir, train nothing")
+    parser.add_argument("--reuse", action="store_true", help="read the finished runs in --output_dir, train nothing")
     args = parser.parse_args()
     budget = {m: (args.model_based_env_steps or args.env_steps // 2) if m in MODEL_BASED else args.env_steps
               for m in args.methods}

@@ -34,6 +34,13 @@ def run_experiment(config: str, experiment: str, output_dir: Path, *overrides: s
 FINISHED_MARKER = "benchmark_run.json"
 
 
+def finished_run(output_dir: Path, experiment: str) -> Path | None:
+    """The newest run folder of ``experiment`` whose command ran to its end (it has the marker), if any: what a
+    benchmark's ``--reuse`` reads; runs interrupted part-way are not."""
+    runs = sorted((Path(output_dir) / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    return next((run for run in reversed(runs) if (run / FINISHED_MARKER).exists()), None)
+
+
 def latest_run(output_dir: Path, experiment: str) -> Path:
     """The newest ``version_<k>`` folder of ``experiment``."""
     return sorted((Path(output_dir) / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]

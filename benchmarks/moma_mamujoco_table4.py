@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from cli_runs import FINISHED_MARKER, metric_rows, run_experiment
+from cli_runs import finished_run, metric_rows, run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -92,13 +92,6 @@ def final_score(run_dir: Path) -> float:
     return float(rows[-1]["eval/normalized_score"])
 
 
-def finished_run(output_dir: Path, experiment: str) -> Path | None:
-    """The newest run folder of ``experiment`` whose command ran to its end, if any (runs interrupted part-way
-    are trained again)."""
-    runs = sorted((output_dir / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    return next((run for run in reversed(runs) if (run / FINISHED_MARKER).exists()), None)
-
-
 def run_one(method: str, setting: str, dataset: str, seed: int, output_dir: Path, reuse: bool) -> tuple[float, float]:
     """``(final score, wall-clock seconds)`` of one run; with ``reuse`` a finished run of the same name is read
     instead (its seconds reported as nan)."""
@@ -125,8 +118,8 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     parser.add_argument("--ant-datasets", nargs="+", default=list(ANT_DATASETS), choices=ANT_DATASETS)
     parser.add_argument("--reuse", action="store_true",
-                        help="read the last score of runs already in output_dir instead of training them again "
-                             "(when none of them is still running)")
+                        help="read the runs in output_dir whose command finished instead of training them again "
+                             "(interrupted runs are trained again)")
     parser.add_argument("--output_dir", type=Path, default=Path("outputs/benchmarks/moma_mamujoco_table4"))
     args = parser.parse_args()
 
