@@ -11,6 +11,7 @@ and the mean wall-clock per run.
     python benchmarks/moma_mamujoco_table4.py                                  # everything, 3 seeds
     python benchmarks/moma_mamujoco_table4.py --settings reacher_independent --methods moma ibc --seeds 0
     python benchmarks/moma_mamujoco_table4.py --settings ant_po --ant-datasets random medium
+    python benchmarks/moma_mamujoco_table4.py --settings ant_fo ant_po --output_dir outputs/benchmarks/table4_ant --report
 """
 
 from __future__ import annotations
@@ -92,12 +93,16 @@ def final_score(run_dir: Path) -> float:
     return float(rows[-1]["eval/normalized_score"])
 
 
-def run_one(method: str, setting: str, dataset: str, seed: int, output_dir: Path, reuse: bool) -> tuple[float, float]:
+def run_one(
+    method: str, setting: str, dataset: str, seed: int, output_dir: Path, reuse: bool, train: bool = True
+) -> tuple[float, float]:
     """``(final score, wall-clock seconds)`` of one run; with ``reuse`` a finished run of the same name is read
-    instead (its seconds reported as nan)."""
+    instead (its seconds reported as nan). Without ``train`` a run not finished yet gives ``(nan, nan)``."""
     experiment = f"{method}_{setting}_{dataset}_seed{seed}"
-    if reuse and (run := finished_run(output_dir, experiment)) is not None:
+    if (reuse or not train) and (run := finished_run(output_dir, experiment)) is not None:
         return final_score(run), float("nan")
+    if not train:
+        return float("nan"), float("nan")
     run_dir, seconds = run_experiment(
         str(REPO / f"conf/{method}_{setting}.yaml"), experiment, output_dir,
         f"--seed_everything={seed}", f"--data.init_args.dataset={dataset}",
@@ -105,9 +110,15 @@ def run_one(method: str, setting: str, dataset: str, seed: int, output_dir: Path
     return final_score(run_dir), seconds
 
 
-def mean_sem(values: list[float]) -> str:
+def mean_sem(values: list[float], seeds: int) -> str:
+    """``mean ± standard error`` of the finished runs' scores (nan: not finished), with how many of ``seeds``
+    finished where that is not all of them."""
+    values = [v for v in values if v == v]
+    if not values:
+        return "not run"
     sem = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {sem:.2f}"
+    partial = "" if len(values) == seeds else f" ({len(values)} of {seeds} seeds)"
+    return f"{statistics.mean(values):.2f} ± {sem:.2f}{partial}"
 
 
 def main() -> None:
@@ -120,15 +131,19 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="read the runs in output_dir whose command finished instead of training them again "
                              "(interrupted runs are trained again)")
+    parser.add_argument("--report", action="store_true",
+                        help="train nothing: the table of the runs in output_dir that finished (a table built up "
+                             "over several sessions, or read while its runs go on)")
     parser.add_argument("--output_dir", type=Path, default=Path("outputs/benchmarks/moma_mamujoco_table4"))
     args = parser.parse_args()
 
     cells = [(s, d) for s in args.settings for d in (args.ant_datasets if s in ANT_SETTINGS else ["expert-mix"])]
-    for setting, dataset in cells:
+    for setting, dataset in [] if args.report else cells:
         ensure_dataset(setting, dataset)
     jobs = [(m, s, d, seed) for s, d in cells for m in args.methods for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = dict(zip(jobs, pool.map(lambda job: run_one(*job, args.output_dir, args.reuse), jobs)))
+        results = dict(zip(jobs, pool.map(
+            lambda job: run_one(*job, args.output_dir, args.reuse, train=not args.report), jobs)))
 
     print(f"seeds {args.seeds}; final greedy normalized score (100 episodes on Reacher, 20 on Ant), mean ± standard "
           "error over seeds (paper: its Table 4, 3 seeds, 100 episodes)")
@@ -137,7 +152,7 @@ def main() -> None:
     for setting, dataset in cells:
         row = []
         for m in args.methods:
-            row += [mean_sem([results[(m, setting, dataset, s)][0] for s in args.seeds]),
+            row += [mean_sem([results[(m, setting, dataset, s)][0] for s in args.seeds], len(args.seeds)),
                     PAPER[(setting, dataset)][m]]
         print(f"| {setting} | {dataset} | " + " | ".join(row) + " |")
     for m in args.methods:
@@ -147,7 +162,7 @@ def main() -> None:
         print(f"{METHOD_NAMES[m]}: wall-clock per run {statistics.mean(times):.0f} s (max {max(times):.0f} s), "
               f"{args.jobs} runs at a time")
     for (m, s, d, seed), (score, _) in sorted(results.items()):
-        print(f"  {m} {s} {d} seed {seed}: {score:.3f}")
+        print(f"  {m} {s} {d} seed {seed}: " + (f"{score:.3f}" if score == score else "not finished"))
 
 
 if __name__ == "__main__":
