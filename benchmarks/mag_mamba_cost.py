@@ -7,8 +7,10 @@ MAG, as many R̂_m steps, then ``policy_rounds`` rounds of imagination + PPO epo
 not timed (allocator and JIT warm-up). Methods alternate run by run (``--repeats``) so machine load hits both alike.
 
 Prints a per-phase breakdown (median seconds) and, last, ``MAG/MAMBA iteration cost ratio: <x>`` (ratio of median
-iteration times). ``--batch-size`` shrinks the replay windows per batch for both methods (every phase scales with
-it, so the ratio stays comparable) when the full size is too slow for the machine.
+iteration times). Where the MAG config scores candidates in bf16 (``planning.lookahead_dtype``), it also prints, on
+the trained model's start states, how often a plan chooses the candidate a float32 look-ahead chooses and how good
+the chosen candidates are (:func:`lookahead_check`). ``--batch-size`` shrinks the replay windows per batch for both
+methods (every phase scales with it, so the ratio stays comparable) when the full size is too slow for the machine.
 
     OMP_NUM_THREADS=1 python benchmarks/mag_mamba_cost.py --iterations 3 --batch-size 8
 """
@@ -27,7 +29,11 @@ from typing import Any, Callable
 import lightning as L
 import torch
 
+import torch.nn.functional as F
+
+from lightning_mbmarl.algorithms.mamba import evaluation_mode
 from lightning_mbmarl.cli import RUN_DIR_ENV, build_cli
+from lightning_mbmarl.world_models.planning import LOOKAHEAD_DTYPES, LookAhead, plan_prediction
 
 
 class IterationTimer(L.Callback):
@@ -59,6 +65,39 @@ def timed(timer: IterationTimer, phases: dict[str, float], name: str, fn: Callab
     return wrapper
 
 
+@torch.no_grad()
+def lookahead_check(model: Any, datamodule: Any, windows: int, seed: int, futures: int = 32) -> dict[str, float]:
+    """How MAG's configured look-ahead precision chooses against float32, on one plan of the full horizon from the
+    start states of ``windows`` replay windows (actions sampled by the policy, the same random draws for both).
+
+    Returns ``agreement`` (share of samples choosing the same candidate) and, with each candidate valued by its mean
+    float32 score over ``futures`` fresh sampled futures, the mean value of the candidate chosen by float32 and by
+    the configured precision, of a random candidate and of the best one (lower is better).
+    """
+    wm, predictor, policy, config = model.world_model, model.model_reward, model.actor_critic.policy, model.planning
+    with evaluation_mode(wm):
+        start = wm.observe(datamodule.sample_sequences(windows, model.mamba.sequence_length)).start
+        start = start.map(lambda x: x.flatten(0, 1))
+        actions = F.one_hot(policy(start.features, wm.predict_avail(start.features)).sample(), wm.action_dim).float()
+        looks, plans = [], []
+        for dtype in (torch.float32, LOOKAHEAD_DTYPES[config.lookahead_dtype]):
+            torch.manual_seed(seed)
+            looks.append(LookAhead(wm, predictor, policy, dtype))
+            plans.append(plan_prediction(wm, predictor, policy, start, actions, config.horizon, config.candidates,
+                                         looks[-1]))
+        exact, low = plans
+        classes = exact.first.stoch.unflatten(-1, (wm.config.categoricals, wm.config.classes)).argmax(dim=-1)
+        value = torch.stack([looks[0].score(exact.first.deter, classes, config.horizon)
+                             for _ in range(futures)]).mean(0)  # [B, L]
+
+    def chosen(choice: torch.Tensor) -> float:
+        return value.gather(1, choice.unsqueeze(1)).mean().item()
+
+    return {"agreement": (exact.choice == low.choice).float().mean().item(), "float32": chosen(exact.choice),
+            config.lookahead_dtype: chosen(low.choice), "random": value.mean().item(),
+            "best": value.min(dim=1).values.mean().item()}
+
+
 def run(method: str, args: argparse.Namespace, output_dir: str) -> tuple[list[float], dict[str, float]]:
     """Train ``method`` for ``args.iterations + 1`` iterations; (timed iteration seconds, seconds per phase)."""
     overrides = [
@@ -78,6 +117,12 @@ def run(method: str, args: argparse.Namespace, output_dir: str) -> tuple[list[fl
     model.imagine_from = timed(timer, phases, "of which imagination (MAG: with planning)", model.imagine_from)
     cli.trainer.fit(model, datamodule=cli.datamodule)
     print(f"{method}: timed iterations {[round(t, 2) for t in timer.times[1:]]} s", flush=True)
+    if method == "mag" and model.planning.lookahead_dtype != "float32":
+        check = lookahead_check(model, cli.datamodule, args.batch_size, args.seed)
+        print(f"mag: {model.planning.lookahead_dtype} look-ahead chose the float32 look-ahead's candidate for "
+              f"{100 * check.pop('agreement'):.1f}% of {args.batch_size * model.mamba.sequence_length} start states; "
+              "mean value of the chosen candidate (mean R_m score over 32 float32 futures, lower is better): "
+              + ", ".join(f"{name} {value:.4f}" for name, value in check.items()), flush=True)
     return timer.times[1:], {name: total / args.iterations for name, total in phases.items()}
 
 

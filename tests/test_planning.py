@@ -92,29 +92,38 @@ def test_plan_matches_the_plain_computation_and_each_sample_takes_its_own_best_c
     assert not plan.next_state.stoch.requires_grad  # the look-ahead only chooses
 
 
-def test_bfloat16_lookahead_keeps_the_float32_predictions_and_chooses_near_the_float32_best() -> None:
+def test_bfloat16_lookahead_keeps_the_float32_candidates_and_chooses_as_well() -> None:
     model = tiny_model()
     predictor, policy = tiny_predictor(model), tiny_policy(model)
     B, L, H = 256, 4, 5
     state = random_state(model, B)
     actions = F.one_hot(torch.randint(0, 3, (B, N)), A).float()
-    plans = {}
+    plans, looks = {}, {}
     for dtype in (torch.float32, torch.bfloat16):
         torch.manual_seed(11)
         with torch.no_grad():
-            plans[dtype] = plan_prediction(model, predictor, policy, state, actions, H, L,
-                                           LookAhead(model, predictor, policy, dtype))
+            looks[dtype] = LookAhead(model, predictor, policy, dtype)
+            plans[dtype] = plan_prediction(model, predictor, policy, state, actions, H, L, looks[dtype])
     exact, low = plans[torch.float32], plans[torch.bfloat16]
     for field in ("deter", "stoch", "logits"):  # the same float32 candidates: only the choice may differ
         assert torch.equal(getattr(exact.first, field), getattr(low.first, field)), field
         assert getattr(low.next_state, field).dtype == torch.float32
     assert low.scores.dtype == torch.float32
-    agree = exact.choice == low.choice
-    assert agree.float().mean() >= 0.95  # bf16 rounding flips near-ties only (here 2 of 256)
-    # Where they differ, the bf16 choice's float32 score is close to the best (relative to the candidates' spread).
-    best, worst = exact.scores.min(dim=1).values, exact.scores.max(dim=1).values
-    regret = exact.scores.gather(1, low.choice.unsqueeze(1)).squeeze(1) - best
-    assert (regret[~agree] < 0.1 * (worst - best)[~agree]).all()
+    assert (exact.choice == low.choice).float().mean() >= 0.9  # here 254 of 256
+    # A choice differs where rounding reorders close scores or flips a sampled class, after which that candidate's
+    # future is another sample. Judged by each candidate's mean score over 64 fresh float32 futures, the bf16
+    # choices are as good as the float32 ones and clearly better than a random candidate.
+    classes = exact.first.stoch.unflatten(-1, (model.config.categoricals, model.config.classes)).argmax(dim=-1)
+    torch.manual_seed(99)
+    with torch.no_grad():
+        value = torch.stack([looks[torch.float32].score(exact.first.deter, classes, H) for _ in range(64)]).mean(0)
+
+    def chosen(choice: torch.Tensor) -> float:
+        return value.gather(1, choice.unsqueeze(1)).mean().item()
+
+    random_pick, best = value.mean().item(), value.min(dim=1).values.mean().item()
+    assert abs(chosen(low.choice) - chosen(exact.choice)) < 0.1 * (random_pick - best)
+    assert chosen(low.choice) < random_pick - 0.3 * (random_pick - best)
 
 
 def test_lookahead_precision_is_checked() -> None:
