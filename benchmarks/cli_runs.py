@@ -34,16 +34,21 @@ def run_experiment(config: str, experiment: str, output_dir: Path, *overrides: s
 FINISHED_MARKER = "benchmark_run.json"
 
 
+def run_folders(output_dir: Path, experiment: str) -> list[Path]:
+    """The ``version_<k>`` folders of ``experiment``, oldest first."""
+    return sorted((Path(output_dir) / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+
+
 def finished_run(output_dir: Path, experiment: str) -> Path | None:
     """The newest run folder of ``experiment`` whose command ran to its end (it has the marker), if any: what a
     benchmark's ``--reuse`` reads; runs interrupted part-way are not."""
-    runs = sorted((Path(output_dir) / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    return next((run for run in reversed(runs) if (run / FINISHED_MARKER).exists()), None)
+    return next((run for run in reversed(run_folders(output_dir, experiment)) if (run / FINISHED_MARKER).exists()),
+                None)
 
 
 def latest_run(output_dir: Path, experiment: str) -> Path:
     """The newest ``version_<k>`` folder of ``experiment``."""
-    return sorted((Path(output_dir) / experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
+    return run_folders(output_dir, experiment)[-1]
 
 
 def metric_rows(run_dir: Path) -> list[dict[str, str]]:
