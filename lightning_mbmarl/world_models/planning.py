@@ -189,7 +189,8 @@ class PlanningToPredict:
     ) -> None:
         self.model, self.predictor, self.policy, self.config = model, predictor, policy, config
         self.rollout_length, self.steps_taken = rollout_length, 0
-        self._look: LookAhead | None = None  # built at the first step: the weights are fixed within a rollout
+        with torch.no_grad():  # one look-ahead per rollout: the weights are fixed within one
+            self.look = LookAhead(model, predictor, policy, LOOKAHEAD_DTYPES[config.lookahead_dtype])
 
     def imagine_step(self, state: RSSMState, actions: torch.Tensor) -> RSSMState:
         """The planned prediction ``[B, N]`` after ``state [B, N]`` and action one-hots ``[B, N, A]``."""
@@ -197,12 +198,8 @@ class PlanningToPredict:
         if self.config.within_rollout:
             horizon = max(1, min(horizon, self.rollout_length - self.steps_taken))
         self.steps_taken += 1
-        if self._look is None:
-            with torch.no_grad():
-                self._look = LookAhead(self.model, self.predictor, self.policy,
-                                       LOOKAHEAD_DTYPES[self.config.lookahead_dtype])
         plan = plan_prediction(self.model, self.predictor, self.policy, state, actions, horizon,
-                               self.config.candidates, self._look)
+                               self.config.candidates, self.look)
         return plan.next_state
 
     def __getattr__(self, name: str) -> Any:
