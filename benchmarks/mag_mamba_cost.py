@@ -28,7 +28,6 @@ from typing import Any, Callable
 
 import lightning as L
 import torch
-
 import torch.nn.functional as F
 
 from lightning_mbmarl.algorithms.mamba import evaluation_mode
@@ -65,13 +64,17 @@ def timed(timer: IterationTimer, phases: dict[str, float], name: str, fn: Callab
     return wrapper
 
 
+#: fresh float32 futures each candidate is valued by in :func:`lookahead_check`
+FUTURES = 32
+
+
 @torch.no_grad()
-def lookahead_check(model: Any, datamodule: Any, windows: int, seed: int, futures: int = 32) -> dict[str, float]:
+def lookahead_check(model: Any, datamodule: Any, windows: int, seed: int) -> dict[str, float]:
     """How MAG's configured look-ahead precision chooses against float32, on one plan of the full horizon from the
     start states of ``windows`` replay windows (actions sampled by the policy, the same random draws for both).
 
     Returns ``agreement`` (share of samples choosing the same candidate) and, with each candidate valued by its mean
-    float32 score over ``futures`` fresh sampled futures, the mean value of the candidate chosen by float32 and by
+    float32 score over ``FUTURES`` fresh sampled futures, the mean value of the candidate chosen by float32 and by
     the configured precision, of a random candidate and of the best one (lower is better).
     """
     wm, predictor, policy, config = model.world_model, model.model_reward, model.actor_critic.policy, model.planning
@@ -88,7 +91,7 @@ def lookahead_check(model: Any, datamodule: Any, windows: int, seed: int, future
         exact, low = plans
         classes = exact.first.stoch.unflatten(-1, (wm.config.categoricals, wm.config.classes)).argmax(dim=-1)
         value = torch.stack([looks[0].score(exact.first.deter, classes, config.horizon)
-                             for _ in range(futures)]).mean(0)  # [B, L]
+                             for _ in range(FUTURES)]).mean(0)  # [B, L]
 
     def chosen(choice: torch.Tensor) -> float:
         return value.gather(1, choice.unsqueeze(1)).mean().item()
@@ -121,7 +124,7 @@ def run(method: str, args: argparse.Namespace, output_dir: str) -> tuple[list[fl
         check = lookahead_check(model, cli.datamodule, args.batch_size, args.seed)
         print(f"mag: {model.planning.lookahead_dtype} look-ahead chose the float32 look-ahead's candidate for "
               f"{100 * check.pop('agreement'):.1f}% of {args.batch_size * model.mamba.sequence_length} start states; "
-              "mean value of the chosen candidate (mean R_m score over 32 float32 futures, lower is better): "
+              f"mean value of the chosen candidate (mean R_m score over {FUTURES} float32 futures, lower is better): "
               + ", ".join(f"{name} {value:.4f}" for name, value in check.items()), flush=True)
     return timer.times[1:], {name: total / args.iterations for name, total in phases.items()}
 
