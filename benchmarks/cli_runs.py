@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 
@@ -68,3 +70,46 @@ def evaluation_curve(rows: list[dict[str, str]], metrics: tuple[str, ...]) -> li
             at = float(row["eval/env_steps"]) if row.get("eval/env_steps") else env_steps
             curve.append((at, {m: float(row[m]) for m in metrics}))
     return curve
+
+
+def code_commit() -> str:
+    """The package's git commit (``+dirty`` when the package or its configs have uncommitted changes), or
+    ``unknown``."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "lightning_mbmarl", "conf"], cwd=repo,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    """The rows of a committed results file (empty when it does not exist yet)."""
+    return list(csv.DictReader(open(path))) if Path(path).exists() else []
+
+
+def append_result(path: Path, row: dict[str, object]) -> None:
+    """Append one finished run to a results file (CSV; header written with the first row), stamped with the code's
+    commit and the time: a record kept in the repository, so results outlive the machine their runs were on."""
+    row = {**row, "commit": code_commit(), "finished": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _RESULTS_LOCK:  # benchmarks run several runs from threads
+        _append_row(path, row)
+
+
+_RESULTS_LOCK = threading.Lock()
+
+
+def _append_row(path: Path, row: dict[str, object]) -> None:
+    new = not path.exists()
+    if not new and (header := next(csv.reader(open(path)))) != list(row):
+        raise ValueError(f"{path}: its columns are {header}, this row's are {list(row)}")
+    with open(path, "a", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)

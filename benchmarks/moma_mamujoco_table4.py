@@ -6,17 +6,21 @@ each trained through the real command line (``python -m lightning_mbmarl fit --c
 with the budget its config states, every seed on the same dataset (as the paper's D4RL files). Datasets missing
 on disk are made first, one at a time (``conf/data/*.yaml`` name them and their recipes). Prints a Markdown table
 of the final greedy normalised score (100 episodes on Reacher, 20 on Ant) as mean ± standard error over seeds, as the paper reports,
-and the mean wall-clock per run.
+and the mean wall-clock per run. Every finished run is recorded in ``benchmarks/results/moma_mamujoco_table4.csv``
+(score, seconds, the code's commit), which is committed: ``--reuse`` and ``--report`` read it first, so the table
+is built up over sessions on different machines.
 
     python benchmarks/moma_mamujoco_table4.py                                  # everything, 3 seeds
     python benchmarks/moma_mamujoco_table4.py --settings reacher_independent --methods moma ibc --seeds 0
     python benchmarks/moma_mamujoco_table4.py --settings ant_po --ant-datasets random medium
-    python benchmarks/moma_mamujoco_table4.py --settings ant_fo ant_po --output_dir outputs/benchmarks/table4_ant --report
+    python benchmarks/moma_mamujoco_table4.py --settings ant_fo ant_po --reuse    # train only what is not recorded
+    python benchmarks/moma_mamujoco_table4.py --settings ant_fo ant_po --report   # the recorded table, no training
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from cli_runs import finished_run, metric_rows, run_experiment
+from cli_runs import FINISHED_MARKER, append_result, finished_run, metric_rows, read_results, run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -40,6 +44,8 @@ REACHER_SETTINGS = ("reacher_all_observant", "reacher_independent", "reacher_lea
 ANT_SETTINGS = ("ant_fo", "ant_po")
 SETTINGS = (*REACHER_SETTINGS, *ANT_SETTINGS)
 ANT_DATASETS = ("random", "medium", "full-replay", "expert")
+#: the record of finished runs, kept in the repository (see ``--results``)
+RESULTS = REPO / "benchmarks/results/moma_mamujoco_table4.csv"
 PAPER = {  # MOMA-PPO paper, Table 4 (3 seeds, mean ± standard error); MAIQL-ft, IQL, ICQL, IOMAR left out
     ("reacher_all_observant", "expert-mix"): {"moma": "1.07 ± 0.01", "ibc": "1.02 ± 0.01", "itd3bc": "0.78 ± 0.00", "maiql": "0.96 ± 0.05"},
     ("reacher_independent", "expert-mix"): {"moma": "0.95 ± 0.06", "ibc": "0.76 ± 0.04", "itd3bc": "0.30 ± 0.11", "maiql": "0.92 ± 0.04"},
@@ -93,20 +99,37 @@ def final_score(run_dir: Path) -> float:
     return float(rows[-1]["eval/normalized_score"])
 
 
+def recorded_score(results: list[dict[str, str]], method: str, setting: str, dataset: str, seed: int) -> float | None:
+    """The latest recorded final score of a run in the results file, if it has one."""
+    rows = [r for r in results
+            if (r["method"], r["setting"], r["dataset"], int(r["seed"])) == (method, setting, dataset, seed)]
+    return float(rows[-1]["score"]) if rows else None
+
+
 def run_one(
-    method: str, setting: str, dataset: str, seed: int, output_dir: Path, reuse: bool, train: bool = True
+    method: str, setting: str, dataset: str, seed: int, output_dir: Path, results_path: Path, reuse: bool,
+    train: bool = True,
 ) -> tuple[float, float]:
-    """``(final score, wall-clock seconds)`` of one run; with ``reuse`` a finished run of the same name is read
-    instead (its seconds reported as nan). Without ``train`` a run not finished yet gives ``(nan, nan)``."""
+    """``(final score, wall-clock seconds)`` of one run. Every trained run is appended to the results file. With
+    ``reuse`` (or without ``train``) a run already there is read instead, then a finished run folder of the same
+    name in ``output_dir`` (recorded now if it was not), their seconds reported as nan. Without ``train`` a run
+    not finished yet gives ``(nan, nan)``."""
     experiment = f"{method}_{setting}_{dataset}_seed{seed}"
-    if (reuse or not train) and (run := finished_run(output_dir, experiment)) is not None:
-        return final_score(run), float("nan")
+    record = {"method": method, "setting": setting, "dataset": dataset, "seed": seed}
+    if reuse or not train:
+        if (score := recorded_score(read_results(results_path), method, setting, dataset, seed)) is not None:
+            return score, float("nan")
+        if (run := finished_run(output_dir, experiment)) is not None:
+            seconds = json.loads((run / FINISHED_MARKER).read_text()).get("seconds", float("nan"))
+            append_result(results_path, {**record, "score": final_score(run), "seconds": round(seconds)})
+            return final_score(run), float("nan")
     if not train:
         return float("nan"), float("nan")
     run_dir, seconds = run_experiment(
         str(REPO / f"conf/{method}_{setting}.yaml"), experiment, output_dir,
         f"--seed_everything={seed}", f"--data.init_args.dataset={dataset}",
     )
+    append_result(results_path, {**record, "score": final_score(run_dir), "seconds": round(seconds)})
     return final_score(run_dir), seconds
 
 
@@ -129,12 +152,15 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     parser.add_argument("--ant-datasets", nargs="+", default=list(ANT_DATASETS), choices=ANT_DATASETS)
     parser.add_argument("--reuse", action="store_true",
-                        help="read the runs in output_dir whose command finished instead of training them again "
-                             "(interrupted runs are trained again)")
+                        help="read the runs recorded in --results, then those in output_dir whose command finished, "
+                             "instead of training them again (interrupted runs are trained again)")
     parser.add_argument("--report", action="store_true",
-                        help="train nothing: the table of the runs in output_dir that finished (a table built up "
-                             "over several sessions, or read while its runs go on)")
+                        help="train nothing: the table of the recorded and finished runs (a table built up over "
+                             "several sessions, or read while its runs go on)")
     parser.add_argument("--output_dir", type=Path, default=Path("outputs/benchmarks/moma_mamujoco_table4"))
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="CSV record of every finished run (method, setting, dataset, seed, score, seconds, "
+                             "commit); committed, so a table outlives the machine its runs were on")
     args = parser.parse_args()
 
     cells = [(s, d) for s in args.settings for d in (args.ant_datasets if s in ANT_SETTINGS else ["expert-mix"])]
@@ -143,7 +169,7 @@ def main() -> None:
     jobs = [(m, s, d, seed) for s, d in cells for m in args.methods for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
         results = dict(zip(jobs, pool.map(
-            lambda job: run_one(*job, args.output_dir, args.reuse, train=not args.report), jobs)))
+            lambda job: run_one(*job, args.output_dir, args.results, args.reuse, train=not args.report), jobs)))
 
     print(f"seeds {args.seeds}; final greedy normalized score (100 episodes on Reacher, 20 on Ant), mean ± standard "
           "error over seeds (paper: its Table 4, 3 seeds, 100 episodes)")
