@@ -35,10 +35,15 @@ def metrics(run_dir: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(open(run_dir / "metrics.csv")))
 
 
-def last_value(run_dir: Path, key: str) -> float:
+def logged_values(run_dir: Path, key: str) -> list[float]:
+    """Every logged value of a metric in a run folder, in logging order."""
     values = [float(r[key]) for r in metrics(run_dir) if r.get(key)]
     assert values, f"{key} was never logged in {run_dir}"
-    return values[-1]
+    return values
+
+
+def last_value(run_dir: Path, key: str) -> float:
+    return logged_values(run_dir, key)[-1]
 
 
 @pytest.fixture
@@ -51,6 +56,12 @@ def cli():
 def read_metric():
     """:func:`last_value`: the last logged value of a metric in a run folder."""
     return last_value
+
+
+@pytest.fixture
+def read_metric_values():
+    """:func:`logged_values`: every logged value of a metric in a run folder."""
+    return logged_values
 
 
 @pytest.fixture
