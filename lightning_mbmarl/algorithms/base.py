@@ -180,7 +180,8 @@ class MultiAgentAlgorithm(L.LightningModule):
         """Call once per training step with the step's scalars to log. At logged steps, writes the latest value of
         every key given since the last one (also those of periodic work done in between: model fits, rollout
         rounds), ``train/*`` statistics of the episodes finished since then, and the counters."""
-        self._unlogged_values.update(values or {})
+        self._unlogged_values.update({key: value.detach() if isinstance(value, torch.Tensor) else value
+                                      for key, value in (values or {}).items()})
         if not self.logging_step():
             return
         self.log_dict({key: float(value) for key, value in self._unlogged_values.items()})

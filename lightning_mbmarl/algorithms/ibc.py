@@ -67,5 +67,4 @@ class IBC(MultiAgentAlgorithm):
         self.counters["updates"] += 1
         if self.counters["updates"] >= self.config.steps:
             self.finish()  # before logging: the last training step is always a logged one
-        self.log("bc/loss", loss.detach())
-        self.log_training_progress()
+        self.log_training_progress({"bc/loss": loss})

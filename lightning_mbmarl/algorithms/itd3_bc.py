@@ -80,16 +80,15 @@ class ITD3BC(MultiAgentAlgorithm):
         config, agents = self.config, self.agents
         critic = critic_loss(agents, batch, config)
         optimizer_step(self, critic_optimizer, critic["loss"], config.max_grad_norm)
-        self.log_dict({"td3_bc/critic_loss": critic["loss"].detach(), "td3_bc/q": critic["q"],
-                       "td3_bc/target": critic["target"]})
+        values = {"td3_bc/critic_loss": critic["loss"], "td3_bc/q": critic["q"], "td3_bc/target": critic["target"]}
         if self.counters["gradient_steps"] % config.policy_delay == 0:
             actor = actor_loss(agents, batch, config)
             optimizer_step(self, actor_optimizer, actor["loss"], config.max_grad_norm)
             soft_update(agents.target_critic, agents.critic, config.tau)
             soft_update(agents.target_actor, agents.actor, config.tau)
-            self.log_dict({"td3_bc/actor_loss": actor["loss"].detach(), "td3_bc/bc": actor["bc"],
+            values.update({"td3_bc/actor_loss": actor["loss"], "td3_bc/bc": actor["bc"],
                            "td3_bc/lambda": actor["lambda"]})
         self.counters["gradient_steps"] += 1
         if self.counters["gradient_steps"] >= self.steps:
             self.finish()  # before logging: the last training step is always a logged one
-        self.log_training_progress()
+        self.log_training_progress(values)

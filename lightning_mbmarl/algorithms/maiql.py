@@ -70,13 +70,11 @@ class MAIQL(MultiAgentAlgorithm):
         critic = q_loss(agents, batch, config)
         optimizer_step(self, critic_optimizer, critic["loss"], config.max_grad_norm)
         soft_update(agents.target_critic, agents.critic, config.tau)
-        self.log_dict({
-            "maiql/value_loss": value["loss"].detach(), "maiql/v": value["v"],
-            "maiql/actor_loss": actor["loss"].detach(), "maiql/weight": actor["weight"],
-            "maiql/log_prob": actor["log_prob"],
-            "maiql/q_loss": critic["loss"].detach(), "maiql/q": critic["q"], "maiql/target": critic["target"],
-        })
         self.counters["gradient_steps"] += 1
         if self.counters["gradient_steps"] >= self.steps:
             self.finish()  # before logging: the last training step is always a logged one
-        self.log_training_progress()
+        self.log_training_progress({
+            "maiql/value_loss": value["loss"], "maiql/v": value["v"],
+            "maiql/actor_loss": actor["loss"], "maiql/weight": actor["weight"], "maiql/log_prob": actor["log_prob"],
+            "maiql/q_loss": critic["loss"], "maiql/q": critic["q"], "maiql/target": critic["target"],
+        })

@@ -122,25 +122,27 @@ class MOMAPPO(MultiAgentAlgorithm):
     # ------------------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         if self.counters["world_model_steps"] < self.moma.world_model_steps:
-            self._world_model_step(batch)
+            values = self._world_model_step(batch)
         else:
-            self._policy_step()
-        self.log_training_progress()
+            values = self._policy_step()
+        self.log_training_progress(values)
 
-    def _world_model_step(self, batch: dict[str, torch.Tensor]) -> None:
+    def _world_model_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One ensemble gradient step (and, at the last one, the choice of elites); returns the values to log."""
         optimizer = self.optimizers()[0]
         losses = ensemble_loss(self.ensemble, batch)
         optimizer_step(self, optimizer, losses["loss"], None, "world-model loss", self.counters["world_model_steps"])
         self.counters["world_model_steps"] += 1
         step = self.counters["world_model_steps"]
-        self.log_dict({f"world_model/{k}": v.mean() for k, v in losses.items()})
+        values = {f"world_model/{k}": v.mean() for k, v in losses.items()}
         if step % self.moma.world_model_log_interval == 0 or step == self.moma.world_model_steps:
-            errors = self._validation_errors()
-            self.log("world_model/validation_error", errors.mean(), sync_dist=True)
+            errors = self._validation_errors()  # identical on every rank: no synchronisation needed
+            values["world_model/validation_error"] = errors.mean()
             if step == self.moma.world_model_steps:
                 elites = select_elites(errors, self.ensemble.config.elites)
                 self.ensemble.set_elites(elites)
-                self.log("world_model/elite_validation_error", errors[elites].mean(), sync_dist=True)
+                values["world_model/elite_validation_error"] = errors[elites].mean()
+        return values
 
     @torch.no_grad()
     def _validation_errors(self) -> torch.Tensor:
@@ -148,22 +150,28 @@ class MOMAPPO(MultiAgentAlgorithm):
         batch = {k: v.to(self.device) for k, v in self.trainer.datamodule.validation_batch().items()}
         return validation_errors(self.ensemble, batch)
 
-    def _policy_step(self) -> None:
+    def _policy_step(self) -> dict[str, torch.Tensor | float]:
+        """One MAPPO minibatch step (after a new round of model rollouts when the last one is used up); returns the
+        values to log."""
+        values: dict[str, torch.Tensor | float] = {}
         if self._queue is None or self._queue.exhausted:
-            self._queue = self._generate_rollouts()
+            self._queue, stats = self._generate_rollouts()
+            values.update({f"rollouts/{k}": v for k, v in stats.items()})
         minibatch = {k: v.to(self.device) for k, v in self._queue.pop().items()}
         losses = mappo_step(self, self.optimizers()[1], self.actor_critic, minibatch, self.entropy_alpha,
                             self.mappo_config, self.counters["policy_updates"])
         self.counters["policy_updates"] += 1
-        self.log_dict({f"mappo/{k}": v for k, v in losses.items() if v.dim() == 0})
-        self.log("mappo/entropy_alpha", self.entropy_alpha.mean())
+        values.update({f"mappo/{k}": v for k, v in losses.items() if v.dim() == 0})
+        values["mappo/entropy_alpha"] = self.entropy_alpha.mean()
         if self._queue.exhausted:
             self.counters["policy_iterations"] += 1
             if self.counters["policy_iterations"] >= self.moma.policy_iterations:
                 self.finish()
+        return values
 
     @torch.no_grad()
-    def _generate_rollouts(self) -> MinibatchQueue:
+    def _generate_rollouts(self) -> tuple[MinibatchQueue, dict[str, float]]:
+        """A round of model rollouts from dataset start states: its minibatch queue and rollout statistics."""
         generator = torch.Generator().manual_seed(int(torch.randint(2**62, (1,))))
         start = self.trainer.datamodule.sample_start_states(self.moma.rollout_starts, generator)
         start = {k: v.to(self.device) for k, v in start.items()}
@@ -176,8 +184,7 @@ class MOMAPPO(MultiAgentAlgorithm):
             gae_lambda=self.mappo_config.gae_lambda,
         )
         self.counters["model_transitions"] += int(transitions["state"].shape[0])
-        self.log_dict({f"rollouts/{k}": v for k, v in stats.items()})
-        return MinibatchQueue(transitions, self.mappo_config.minibatch_size, self.mappo_config.epochs)
+        return MinibatchQueue(transitions, self.mappo_config.minibatch_size, self.mappo_config.epochs), stats
 
     # ------------------------------------------------------------------------------------------ resuming
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
