@@ -167,8 +167,9 @@ class MultiAgentAlgorithm(L.LightningModule):
 
     def logging_step(self) -> bool:
         """Whether Lightning writes step metrics at this training step (every ``trainer.log_every_n_steps``).
-        Values logged at other steps are dropped, and each ``self.log`` costs about a millisecond on CPU (16% of
-        an AORPO run when every step logged), so training steps log only when this is true."""
+        Each ``self.log`` costs about a millisecond on CPU (16% of an AORPO run when every step logged), so training
+        steps log only when this is true. (A value logged at another step is not lost: Lightning writes each key's
+        latest value at every later logged step of the epoch.)"""
         # The trainer's own test (public behaviour, private attribute: Lightning exposes no public accessor).
         return self._trainer is None or self.trainer._logger_connector.should_update_logs
 
