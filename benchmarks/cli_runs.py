@@ -22,13 +22,14 @@ def run_experiment(config: str, experiment: str, output_dir: Path, *overrides: s
     command = [sys.executable, "-m", "lightning_mbmarl", "fit", "--config", config, f"--experiment={experiment}",
                f"--output_dir={output_dir}", "--trainer.enable_progress_bar=false",
                "--trainer.enable_model_summary=false", *overrides]
-    start = time.perf_counter()
+    commit, start = code_commit(), time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
     run_dir = latest_run(output_dir, experiment)
-    (run_dir / FINISHED_MARKER).write_text(json.dumps({"command": command[1:], "seconds": seconds}, indent=1))
+    marker = {"command": command[1:], "seconds": seconds, "commit": commit}
+    (run_dir / FINISHED_MARKER).write_text(json.dumps(marker, indent=1))
     return run_dir, seconds
 
 
@@ -91,10 +92,12 @@ def read_results(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(open(path))) if Path(path).exists() else []
 
 
-def append_result(path: Path, row: dict[str, object]) -> None:
-    """Append one finished run to a results file (CSV; header written with the first row), stamped with the code's
-    commit and the time: a record kept in the repository, so results outlive the machine their runs were on."""
-    row = {**row, "commit": code_commit(), "finished": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")}
+def append_result(path: Path, row: dict[str, object], run_dir: Path) -> None:
+    """Append one finished run to a results file (CSV; header written with the first row), stamped with the commit
+    its benchmark ran (from the run's marker; ``unrecorded`` for runs made before markers held it) and the time: a
+    record kept in the repository, so results outlive the machine their runs were on."""
+    commit = json.loads((run_dir / FINISHED_MARKER).read_text()).get("commit", "unrecorded")
+    row = {**row, "commit": commit, "recorded": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _RESULTS_LOCK:  # benchmarks run several runs from threads

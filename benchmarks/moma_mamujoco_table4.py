@@ -120,8 +120,8 @@ def run_one(
         if (score := recorded_score(read_results(results_path), method, setting, dataset, seed)) is not None:
             return score, float("nan")
         if (run := finished_run(output_dir, experiment)) is not None:
-            seconds = json.loads((run / FINISHED_MARKER).read_text()).get("seconds", float("nan"))
-            append_result(results_path, {**record, "score": final_score(run), "seconds": round(seconds)})
+            seconds = json.loads((run / FINISHED_MARKER).read_text())["seconds"]
+            append_result(results_path, {**record, "score": round(final_score(run), 4), "seconds": round(seconds)}, run)
             return final_score(run), float("nan")
     if not train:
         return float("nan"), float("nan")
@@ -129,7 +129,7 @@ def run_one(
         str(REPO / f"conf/{method}_{setting}.yaml"), experiment, output_dir,
         f"--seed_everything={seed}", f"--data.init_args.dataset={dataset}",
     )
-    append_result(results_path, {**record, "score": final_score(run_dir), "seconds": round(seconds)})
+    append_result(results_path, {**record, "score": round(final_score(run_dir), 4), "seconds": round(seconds)}, run_dir)
     return final_score(run_dir), seconds
 
 
