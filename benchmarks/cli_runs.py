@@ -93,11 +93,13 @@ def read_results(path: Path) -> list[dict[str, str]]:
 
 
 def append_result(path: Path, row: dict[str, object], run_dir: Path) -> None:
-    """Append one finished run to a results file (CSV; header written with the first row), stamped with the commit
-    its benchmark ran (from the run's marker; ``unrecorded`` for runs made before markers held it) and the time: a
-    record kept in the repository, so results outlive the machine their runs were on."""
-    commit = json.loads((run_dir / FINISHED_MARKER).read_text()).get("commit", "unrecorded")
-    row = {**row, "commit": commit, "recorded": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")}
+    """Append one finished run to a results file (CSV; header written with the first row) with its wall-clock
+    seconds and the commit its benchmark ran, both from the run's marker (commit ``unrecorded`` for runs made before
+    markers held it), and the time: a record kept in the repository, so results outlive the machine their runs
+    were on."""
+    marker = json.loads((run_dir / FINISHED_MARKER).read_text())
+    row = {**row, "seconds": round(marker["seconds"]), "commit": marker.get("commit", "unrecorded"),
+           "recorded": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _RESULTS_LOCK:  # benchmarks run several runs from threads

@@ -20,7 +20,6 @@ is built up over sessions on different machines.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from cli_runs import FINISHED_MARKER, append_result, finished_run, metric_rows, read_results, run_experiment
+from cli_runs import append_result, finished_run, metric_rows, read_results, run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -106,6 +105,13 @@ def recorded_score(results: list[dict[str, str]], method: str, setting: str, dat
     return float(rows[-1]["score"]) if rows else None
 
 
+def record_run(results_path: Path, record: dict[str, object], run_dir: Path) -> float:
+    """Append a finished run folder to the results file; returns its final score."""
+    score = final_score(run_dir)
+    append_result(results_path, {**record, "score": round(score, 4)}, run_dir)
+    return score
+
+
 def run_one(
     method: str, setting: str, dataset: str, seed: int, output_dir: Path, results_path: Path, reuse: bool,
     train: bool = True,
@@ -120,17 +126,14 @@ def run_one(
         if (score := recorded_score(read_results(results_path), method, setting, dataset, seed)) is not None:
             return score, float("nan")
         if (run := finished_run(output_dir, experiment)) is not None:
-            seconds = json.loads((run / FINISHED_MARKER).read_text())["seconds"]
-            append_result(results_path, {**record, "score": round(final_score(run), 4), "seconds": round(seconds)}, run)
-            return final_score(run), float("nan")
+            return record_run(results_path, record, run), float("nan")
     if not train:
         return float("nan"), float("nan")
     run_dir, seconds = run_experiment(
         str(REPO / f"conf/{method}_{setting}.yaml"), experiment, output_dir,
         f"--seed_everything={seed}", f"--data.init_args.dataset={dataset}",
     )
-    append_result(results_path, {**record, "score": round(final_score(run_dir), 4), "seconds": round(seconds)}, run_dir)
-    return final_score(run_dir), seconds
+    return record_run(results_path, record, run_dir), seconds
 
 
 def mean_sem(values: list[float], seeds: int) -> str:
