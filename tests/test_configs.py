@@ -41,3 +41,18 @@ def test_config_instantiates(config: Path, tmp_path: Path, monkeypatch):
     assert cli.model.env_spec == cli.datamodule.env_spec
     assert Path(cli.trainer.default_root_dir).parent == tmp_path / config.stem
     monkeypatch.delenv("LIGHTNING_MBMARL_RUN_DIR", raising=False)
+
+
+@pytest.mark.parametrize("name", ["moma_ant_fo", "moma_ant_po"])
+def test_ant_configs_end_model_rollouts_where_the_real_ant_ends_its_episode(name: str, tmp_path: Path, monkeypatch):
+    """The Ant datasets hold too few terminations to learn (world_models/termination.py): the Ant configs give the
+    model the task's rule, torso height (state 0, the ``torso_height`` field of the environment) outside [0.2, 1.0]."""
+    monkeypatch.setattr("sys.argv", ["lightning_mbmarl"])
+    cli = build_cli(["--config", str(CONFIGS[0].parent / f"{name}.yaml"), f"--output_dir={tmp_path}"], run=False)
+    rule = cli.model.model_env.termination
+    assert (rule.index, rule.low, rule.high) == (0, 0.2, 1.0)
+    env = make_env(cli.datamodule.env)
+    assert env.state_fields["torso_height"] == (0, 1)
+    assert env._env.unwrapped._healthy_z_range == (rule.low, rule.high)
+    env.close()
+    monkeypatch.delenv("LIGHTNING_MBMARL_RUN_DIR", raising=False)

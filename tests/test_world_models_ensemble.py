@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from lightning_mbmarl.nn.batched import BatchedLinear
+from lightning_mbmarl.world_models.termination import StateRangeTermination
 from lightning_mbmarl.world_models import (
     EnsembleConfig,
     EnsembleModelEnv,
@@ -108,6 +109,33 @@ def test_majority_vote_of_elites_only():
     model.set_elites(torch.tensor([2, 3, 4, 5, 6]))  # 2 of 5 elites vote terminal (4 of all 7 would)
     assert step(env).terminal.tolist() == [False]
     assert step(env).terminal.dtype == torch.bool
+
+
+def test_known_termination_rule_applies_before_the_bounding_box():
+    # every member predicts next state [1.04, 0.5] and votes "not terminal"; the box tops state 0 at 1.0, so the
+    # clipped state looks healthy, but the Ant rule (z = state 0 outside [0.2, 1.0]) sees the raw 1.04: terminal
+    model = constant_ensemble([[1.04, 0.5]] * 3, [1.0] * 3)
+    low, high = torch.tensor([0.0, 0.0]), torch.tensor([1.0, 1.0])
+    learned_only = EnsembleModelEnv(model, low, high, 0.0, 1.0, threshold=10.0)
+    with_rule = EnsembleModelEnv(model, low, high, 0.0, 1.0, threshold=10.0,
+                                 termination=StateRangeTermination.from_config([0, 0.2, 1.0], state_dim=2))
+    assert step(learned_only, deterministic=True).terminal.tolist() == [False]
+    out = step(with_rule, deterministic=True)
+    assert out.terminal.tolist() == [True]
+    assert out.next_state.tolist() == [[1.0, 0.5]]  # still clipped for the rollout
+
+
+def test_known_termination_rule_hand_example():
+    rule = StateRangeTermination(index=1, low=0.2, high=1.0)
+    next_state = torch.tensor([[9.0, 0.5], [0.0, 0.2], [0.0, 1.0], [0.0, 0.19], [0.0, 1.01], [float("nan"), 0.5]])
+    assert rule(next_state).tolist() == [False, False, False, True, True, True]
+    assert StateRangeTermination.from_config(None, state_dim=2) is None
+    with pytest.raises(ValueError, match="outside the state"):
+        StateRangeTermination.from_config([2, 0.2, 1.0], state_dim=2)
+    with pytest.raises(ValueError, match=r"\[state index, low, high\]"):
+        StateRangeTermination.from_config([0.2, 1.0], state_dim=2)
+    with pytest.raises(ValueError, match="low < high"):
+        StateRangeTermination(0, 1.0, 0.2)
 
 
 def test_elite_selection_picks_lowest_errors():

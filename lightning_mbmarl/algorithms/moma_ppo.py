@@ -36,6 +36,7 @@ from lightning_mbmarl.world_models.ensemble import (
     validation_errors,
 )
 from lightning_mbmarl.world_models.model_env import EnsembleModelEnv
+from lightning_mbmarl.world_models.termination import StateRangeTermination
 
 
 @dataclass
@@ -50,6 +51,9 @@ class MOMAPPOConfig:
     reward_uncertainty_coef: float = 0.05  # lambda_r: penalty weight of eps_r (released code's value)
     uncertainty_coef: float = 0.1  # lambda_g: penalty weight of eps_g (released code's value)
     uncertainty_threshold: float = 2.0  # l_eps: rollouts time out once eps_g reaches it (released code's value)
+    # [state index, low, high]: the task's own termination rule, applied in the model besides the learned vote
+    # (not in the paper; see world_models/termination.py). None: learned termination only, as in the paper.
+    known_termination: tuple[int, float, float] | None = None
 
 
 class MOMAPPO(MultiAgentAlgorithm):
@@ -75,7 +79,8 @@ class MOMAPPO(MultiAgentAlgorithm):
         ensemble = GaussianEnsemble(spec.state_dim, spec.n_agents * spec.action_dim, world_model)
         # The bounding box is a placeholder until the dataset's is copied in at the start of fit (then checkpointed).
         self.model_env = EnsembleModelEnv(
-            ensemble, torch.zeros(spec.state_dim), torch.zeros(spec.state_dim), 0.0, 0.0, moma.uncertainty_threshold
+            ensemble, torch.zeros(spec.state_dim), torch.zeros(spec.state_dim), 0.0, 0.0, moma.uncertainty_threshold,
+            StateRangeTermination.from_config(moma.known_termination, spec.state_dim),
         )
         self.actor_critic = MAPPOActorCritic(spec, spec.state_dim, mappo)
         self.register_buffer("entropy_alpha", torch.full((spec.n_agents,), mappo.initial_entropy_alpha))

@@ -5,7 +5,9 @@
 * ``s'`` is sampled from the Gaussian of one elite member drawn uniformly per sample (the members' mean state
   would lack the structure of real states), then clipped to the dataset's bounding box;
 * ``r`` is the elites' mean predicted reward, clipped to the dataset's reward range;
-* the terminal flag is a majority vote of the elites (each votes terminal when its ``p_d > 0.5``);
+* the terminal flag is a majority vote of the elites (each votes terminal when its ``p_d > 0.5``), or, when a
+  task's known termination rule is given, also whenever the sampled next state breaks it (checked before the
+  clipping to the bounding box, which would hide a torso that leaves its healthy range);
 * ``eps_r`` / ``eps_g`` are the elites' disagreement on the reward / on [next state, reward].
 
 The uncertainties are returned raw and, separately, clamped to the threshold ``l_eps``: the rollout timeout
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 
 from lightning_mbmarl.world_models.ensemble import GaussianEnsemble
+from lightning_mbmarl.world_models.termination import StateRangeTermination
 from lightning_mbmarl.world_models.uncertainty import covariance_frobenius_norm, reward_variance
 
 
@@ -30,7 +33,7 @@ class ModelStep:
 
     next_state:                 float [B, S] sampled next state, inside the state box
     reward:                     float [B]    elites' mean reward, inside the reward range
-    terminal:                   bool  [B]    majority vote of the elites
+    terminal:                   bool  [B]    majority vote of the elites (or the known termination rule)
     reward_uncertainty:         float [B]    eps_r, raw
     uncertainty:                float [B]    eps_g, raw
     reward_uncertainty_clamped: float [B]    min(eps_r, l_eps)
@@ -53,7 +56,8 @@ class ModelStep:
 
 
 class EnsembleModelEnv(nn.Module):
-    """An ensemble plus the dataset's bounding box ([S] state bounds, scalar reward bounds) and threshold l_eps."""
+    """An ensemble plus the dataset's bounding box ([S] state bounds, scalar reward bounds), threshold l_eps and
+    optionally the task's known termination rule."""
 
     state_low: torch.Tensor
     state_high: torch.Tensor
@@ -68,6 +72,7 @@ class EnsembleModelEnv(nn.Module):
         reward_low: float,
         reward_high: float,
         threshold: float,
+        termination: StateRangeTermination | None = None,
     ) -> None:
         super().__init__()
         if state_low.shape != (model.state_dim,) or state_high.shape != (model.state_dim,):
@@ -75,6 +80,7 @@ class EnsembleModelEnv(nn.Module):
                              f"{tuple(state_high.shape)}")
         self.model = model
         self.threshold = float(threshold)
+        self.termination = termination
         self.register_buffer("state_low", state_low.float().clone())
         self.register_buffer("state_high", state_high.float().clone())
         self.register_buffer("reward_low", torch.tensor(float(reward_low)))
@@ -82,10 +88,12 @@ class EnsembleModelEnv(nn.Module):
 
     @classmethod
     def from_dataset(
-        cls, model: GaussianEnsemble, states: torch.Tensor, rewards: torch.Tensor, threshold: float
+        cls, model: GaussianEnsemble, states: torch.Tensor, rewards: torch.Tensor, threshold: float,
+        termination: StateRangeTermination | None = None,
     ) -> "EnsembleModelEnv":
         """Bounding box of the dataset's ``states`` [n, S] (include the next states) and ``rewards`` [n]."""
-        return cls(model, states.amin(0), states.amax(0), rewards.min().item(), rewards.max().item(), threshold)
+        return cls(model, states.amin(0), states.amax(0), rewards.min().item(), rewards.max().item(), threshold,
+                   termination)
 
     @torch.no_grad()
     def step(
@@ -121,6 +129,8 @@ class EnsembleModelEnv(nn.Module):
         else:
             votes = (pred.terminal_logit[elites] > 0).sum(0)  # p_d > 0.5  <=>  logit > 0
             terminal = 2 * votes > K
+        if self.termination is not None:
+            terminal = terminal | self.termination(next_state)
 
         eps_r = reward_variance(reward_mean)
         eps_g = covariance_frobenius_norm(torch.cat([state_mean, reward_mean.unsqueeze(-1)], dim=-1))
