@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from lightning_mbmarl.nn.batched import BatchedLinear
-from lightning_mbmarl.world_models.termination import StateRangeTermination
 from lightning_mbmarl.world_models import (
     EnsembleConfig,
     EnsembleModelEnv,
     GaussianEnsemble,
     ModelStep,
+    StateRangeTermination,
     bootstrap_weights,
     covariance_frobenius_norm,
     ensemble_loss,

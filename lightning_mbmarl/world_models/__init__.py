@@ -10,6 +10,7 @@ from lightning_mbmarl.world_models.ensemble import (
     validation_errors,
 )
 from lightning_mbmarl.world_models.model_env import EnsembleModelEnv, ModelStep
+from lightning_mbmarl.world_models.termination import StateRangeTermination
 from lightning_mbmarl.world_models.uncertainty import covariance_frobenius_norm, reward_variance
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "EnsemblePrediction",
     "GaussianEnsemble",
     "ModelStep",
+    "StateRangeTermination",
     "bootstrap_weights",
     "covariance_frobenius_norm",
     "ensemble_loss",
