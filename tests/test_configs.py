@@ -43,7 +43,7 @@ def test_config_instantiates(config: Path, tmp_path: Path, monkeypatch):
     monkeypatch.delenv("LIGHTNING_MBMARL_RUN_DIR", raising=False)
 
 
-@pytest.mark.parametrize("name", ["moma_ant_fo", "moma_ant_po"])
+@pytest.mark.parametrize("name", ["moma_ant_fo", "moma_ant_po", "moma_ant_fo_paper", "moma_ant_po_paper"])
 def test_ant_configs_end_model_rollouts_where_the_real_ant_ends_its_episode(name: str, tmp_path: Path, monkeypatch):
     """The Ant datasets hold too few terminations to learn (world_models/termination.py): the Ant configs give the
     model the task's rule, torso height (state 0, the ``torso_height`` field of the environment) outside [0.2, 1.0]."""
