@@ -2,11 +2,13 @@
 team acts, when every joint gets zero torque, and under uniform random actions.
 
 If zero torques earn about what the team earns, the model rewards the start states' momentum rather than the
-team's actions, and the policy gradient has little to climb (README, Table 4b). Reads a run folder of
+team's actions, and the policy gradient has little to climb (README, Table 4b). ``--episode-starts`` starts from
+the dataset's episode starts instead (the reset states the real team is evaluated from). Reads a run folder of
 ``python -m lightning_mbmarl fit --config conf/moma_<setting>.yaml``: its ``checkpoints/last.ckpt`` and the data
 section of its ``config.yaml``.
 
     python benchmarks/moma_model_credit.py outputs/benchmarks/table4_ant/moma_ant_fo_expert_seed0/version_0
+    python benchmarks/moma_model_credit.py RUN_DIR --episode-starts --horizon 50   # from the reset states
 
 Prints one line per action source: mean model reward per step over the horizon (first and last step), mean
 ensemble disagreement ε_g, and the share of rollouts the model has not ended.
@@ -76,6 +78,8 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path, help="a MOMA-PPO run folder (checkpoints/last.ckpt, config.yaml)")
     parser.add_argument("--starts", type=int, default=2000, help="dataset start states")
     parser.add_argument("--horizon", type=int, default=None, help="model steps (default: the run's rollout length)")
+    parser.add_argument("--episode-starts", action="store_true",
+                        help="start from the first states of the dataset's episodes (reset states), not any state")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -83,8 +87,10 @@ def main() -> None:
     if not isinstance(algo, MOMAPPO):
         raise SystemExit(f"{args.run_dir}: the checkpoint holds {type(algo).__name__}, not MOMAPPO")
     horizon = args.horizon or algo.moma.rollout_length
-    start = run_datamodule(args.run_dir, algo).sample_start_states(args.starts, torch.Generator().manual_seed(args.seed))
-    print(f"{args.run_dir}: {args.starts} dataset start states, {horizon} model steps")
+    start = run_datamodule(args.run_dir, algo).sample_start_states(
+        args.starts, torch.Generator().manual_seed(args.seed), episode_starts=args.episode_starts)
+    where = "episode-start" if args.episode_starts else "dataset"
+    print(f"{args.run_dir}: {args.starts} {where} start states, {horizon} model steps")
     for source in SOURCES:
         credit = model_credit(algo, start, source, horizon, args.seed)
         reward = credit["reward"]

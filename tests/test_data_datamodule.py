@@ -93,6 +93,10 @@ def test_histories_in_batches(tiny_path: Path) -> None:
     assert starts["history_obs"].shape == (64, 2, 2, 5)
     assert sorted(set(starts["obs"][:, 0, 0].int().tolist())) == [1, 2, 3, 4, 5]
     _check_histories(starts)
+    resets = dm.sample_start_states(64, torch.Generator().manual_seed(0), episode_starts=True)
+    assert sorted(set(resets["obs"][:, 0, 0].int().tolist())) == [1, 4]  # rows 0 and 3 begin the two episodes
+    assert not resets["history_mask"].any()
+    _check_histories(resets)
 
 
 def test_batch_keys_shapes_and_train_rows(icg_path: Path) -> None:

@@ -191,6 +191,7 @@ class OfflineDataModule(pl.LightningDataModule):
         self._data = _tensors(dataset)
         self.history_length = resolve_history_length(self.history_length, self.trainer, type(self).__name__)
         self._history = torch.from_numpy(history_rows(dataset, self.history_length))
+        self._episode_starts = torch.from_numpy(dataset.episode_bounds()[0])
         self.train_indices, self.val_indices = torch.from_numpy(train), torch.from_numpy(val)
         rank = self.trainer.global_rank if self.trainer is not None else 0
         self._generator = torch.Generator().manual_seed(self.seed + 1000 * rank)
@@ -238,10 +239,15 @@ class OfflineDataModule(pl.LightningDataModule):
         self._require_setup()
         return self._batch(self.val_indices)
 
-    def sample_start_states(self, n: int, generator: torch.Generator) -> Batch:
-        """``n`` random transitions of the whole dataset as rollout starts: ``state``, ``obs``, ``avail``, history."""
+    def sample_start_states(self, n: int, generator: torch.Generator, episode_starts: bool = False) -> Batch:
+        """``n`` random transitions of the whole dataset as rollout starts: ``state``, ``obs``, ``avail``, history.
+        With ``episode_starts`` only the first transitions of the dataset's episodes (the environment's reset
+        states, with empty histories)."""
         data = self._require_setup()
-        rows = torch.randint(len(data["state"]), (n,), generator=generator)
+        if episode_starts:
+            rows = self._episode_starts[torch.randint(len(self._episode_starts), (n,), generator=generator)]
+        else:
+            rows = torch.randint(len(data["state"]), (n,), generator=generator)
         starts = {key: data[key][rows] for key in ("state", "obs", "avail")}
         starts.update(self._history_batch(rows))
         return starts
