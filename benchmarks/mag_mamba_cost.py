@@ -18,50 +18,21 @@ methods (every phase scales with it, so the ratio stays comparable) when the ful
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
-import time
-from collections import defaultdict
-from typing import Any, Callable
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 
 from lightning_mbmarl.algorithms.mamba import evaluation_mode
-from lightning_mbmarl.cli import RUN_DIR_ENV, build_cli
 from lightning_mbmarl.world_models.planning import LOOKAHEAD_DTYPES, LookAhead, plan_prediction
+from timing import timed_fit
 
-
-class IterationTimer(L.Callback):
-    """Wall time of every training step; stops the run after ``iterations`` timed ones (the first is skipped)."""
-
-    def __init__(self, iterations: int) -> None:
-        self.iterations, self.times, self._start = iterations, [], 0.0
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.times.append(time.perf_counter() - self._start)
-        if len(self.times) > self.iterations:
-            trainer.should_stop = True
-
-
-def timed(timer: IterationTimer, phases: dict[str, float], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn``, adding its wall time to ``phases[name]`` at every call of a timed iteration."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            if timer.times:  # the first iteration is not timed
-                phases[name] += time.perf_counter() - start
-
-    return wrapper
+#: the methods each iteration's phases are timed by
+PHASES = {"learn_world_model": "world-model steps (MAG: + R_m steps)",
+          "learn_policy": "policy rounds (imagination + PPO)",
+          "imagine_from": "of which imagination (MAG: with planning)"}
 
 
 #: fresh float32 futures each candidate is valued by in :func:`lookahead_check`
@@ -110,23 +81,20 @@ def run(method: str, args: argparse.Namespace, output_dir: str) -> tuple[list[fl
         "--trainer.logger=false", "--trainer.callbacks=[]",
         f"--output_dir={output_dir}", f"--seed_everything={args.seed}",
     ]
-    os.environ.pop(RUN_DIR_ENV, None)  # each run gets its own folder
-    cli = build_cli(["--config", f"conf/{method}_smax_{args.map}.yaml", *overrides], run=False)
-    timer = IterationTimer(args.iterations)
-    cli.trainer.callbacks.append(timer)
-    model, phases = cli.model, defaultdict(float)
-    model.learn_world_model = timed(timer, phases, "world-model steps (MAG: + R_m steps)", model.learn_world_model)
-    model.learn_policy = timed(timer, phases, "policy rounds (imagination + PPO)", model.learn_policy)
-    model.imagine_from = timed(timer, phases, "of which imagination (MAG: with planning)", model.imagine_from)
-    cli.trainer.fit(model, datamodule=cli.datamodule)
-    print(f"{method}: timed iterations {[round(t, 2) for t in timer.times[1:]]} s", flush=True)
-    if method == "mag" and model.planning.lookahead_dtype != "float32":
+
+    def check_lookahead(cli, model) -> None:
+        if method != "mag" or model.planning.lookahead_dtype == "float32":
+            return
         check = lookahead_check(model, cli.datamodule, args.batch_size, args.seed)
         print(f"mag: {model.planning.lookahead_dtype} look-ahead chose the float32 look-ahead's candidate for "
               f"{100 * check.pop('agreement'):.1f}% of {args.batch_size * model.mamba.sequence_length} start states; "
               f"mean value of the chosen candidate (mean R_m score over {FUTURES} float32 futures, lower is better): "
               + ", ".join(f"{name} {value:.4f}" for name, value in check.items()), flush=True)
-    return timer.times[1:], {name: total / args.iterations for name, total in phases.items()}
+
+    times, phases, _ = timed_fit(f"conf/{method}_smax_{args.map}.yaml", overrides, args.iterations,
+                                 lambda model: PHASES, check_lookahead)
+    print(f"{method}: timed iterations {[round(t, 2) for t in times]} s", flush=True)
+    return times, phases
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig, LatentActorCritic, imagined_ppo_batch
 from lightning_mbmarl.learners.mappo import MAPPOConfig
 from lightning_mbmarl.learners.policies import CategoricalPolicy, MaskedCategorical
+from lightning_mbmarl.nn.one_hot_input import LatentLayout
 from lightning_mbmarl.world_models.imagination import imagine
 from lightning_mbmarl.world_models.model_reward import (
     ModelRewardConfig,
@@ -167,7 +168,7 @@ def test_predicted_availability_is_respected_in_planning_and_imagination() -> No
         model.avail_head[-1].bias.copy_(torch.tensor([5.0, -5.0, 5.0, -5.0, -5.0]))
     allowed = torch.tensor([True, False, True, False, False])
     config = MAPPOConfig(hidden=(16, 16), share_parameters=True)
-    actor_critic = LatentActorCritic(SPEC, model.feature_dim, config, AttentionCriticConfig(attention_heads=2))
+    actor_critic = LatentActorCritic(SPEC, model.layout, config, AttentionCriticConfig(attention_heads=2))
     with torch.no_grad():  # a policy that strongly prefers the unavailable choices: the mask must overrule it
         actor_critic.policy.net.net.net[-1].bias.copy_(torch.tensor([0.0, 20.0, 0.0, 20.0, 20.0]))
     acted: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -232,6 +233,8 @@ def test_model_reward_fits_the_errors_of_the_same_world_model_pass() -> None:
 
 
 class ZeroCritic:
+    layout = LatentLayout(deter=4, categoricals=2, classes=2)
+
     def value(self, features: torch.Tensor) -> torch.Tensor:
         return torch.zeros(features.shape[:-2])
 
@@ -240,7 +243,7 @@ def test_imagined_ppo_batch_ends_episodes_where_the_model_predicts_it() -> None:
     H, B = 3, 2
     discounts = torch.ones(H, B, N)
     discounts[1, 1] = 0.1  # sample 1 is predicted to end after its step 1
-    rollout = {"features": torch.randn(H + 1, B, N, 8), "avail": torch.ones(H, B, N, A, dtype=torch.bool),
+    rollout = {"features": torch.randn(H + 1, B, N, ZeroCritic.layout.width), "avail": torch.ones(H, B, N, A, dtype=torch.bool),
                "actions": torch.zeros(H, B, N, dtype=torch.long), "log_probs": torch.zeros(H, B, N),
                "rewards": torch.ones(H, B, N), "discounts": discounts}
     batch = imagined_ppo_batch(ZeroCritic(), rollout, gamma=0.5, gae_lambda=1.0)  # type: ignore[arg-type]

@@ -39,6 +39,7 @@ from lightning_mbmarl.envs.observation import StateObserver
 from lightning_mbmarl.learners.maddpg import MADDPGConfig
 from lightning_mbmarl.learners.masac import MASACConfig
 from lightning_mbmarl.learners.memory import History
+from lightning_mbmarl.nn.fast_path import FastPath, FastPathConfig
 from lightning_mbmarl.rollouts.opponent_wise_rollouts import opponent_wise_rollouts
 from lightning_mbmarl.world_models.ego_ensembles import EgoEnsembles
 from lightning_mbmarl.world_models.ensemble import EnsembleConfig
@@ -79,8 +80,10 @@ class OpponentWiseModelUsage:
     opponent_conditioning = True
     progress_counters = ("env_steps", "agent_interactions")
 
-    def _init_model_usage(self, aorpo: AORPOConfig, world_model: EnsembleConfig, opponent_model: OpponentModelConfig) -> None:
+    def _init_model_usage(self, aorpo: AORPOConfig, world_model: EnsembleConfig, opponent_model: OpponentModelConfig,
+                          fast: FastPathConfig) -> None:
         self.aorpo = as_config(aorpo, AORPOConfig)
+        self.fast = FastPath(as_config(fast, FastPathConfig))  # the ego ensembles' training steps
         if self.aorpo.opponent_rollout not in OPPONENT_ROLLOUTS:
             raise ValueError(f"aorpo.opponent_rollout must be one of {OPPONENT_ROLLOUTS}, got {self.aorpo.opponent_rollout!r}")
         if not 0.0 <= self.aorpo.real_ratio <= 1.0:
@@ -137,8 +140,11 @@ class OpponentWiseModelUsage:
         if self.counters["model_fits"] == 0:
             reference = to_device(datamodule.sample(4096))
             self.dynamics.ensemble.fit_normalizer(reference["state"], reference["action_features"].flatten(-2))
+        dynamics_loss = self.fast.compile("dynamics_loss", self.dynamics.loss)
         for _ in range(config.model_train_steps):
-            losses = self.dynamics.loss(to_device(datamodule.sample(config.model_batch_size)))
+            batch = to_device(datamodule.sample(config.model_batch_size))
+            with self.fast.autocast(device):
+                losses = dynamics_loss(batch)
             optimizer_step(self, dynamics_optimizer, losses["loss"], None)
         for _ in range(config.opponent_train_steps):
             batch = to_device(datamodule.sample(config.model_batch_size))
@@ -234,9 +240,10 @@ class AORPO(OpponentWiseModelUsage, MASAC):
         world_model: EnsembleConfig = EnsembleConfig(hidden=(200, 200, 200, 200), learning_rate=1e-3),
         opponent_model: OpponentModelConfig = OpponentModelConfig(),
         evaluation: EvaluationConfig = EvaluationConfig(),
+        fast: FastPathConfig = FastPathConfig(),
     ) -> None:
         super().__init__(env_spec, online, masac, evaluation)
-        self._init_model_usage(aorpo, world_model, opponent_model)
+        self._init_model_usage(aorpo, world_model, opponent_model, fast)
 
     def configure_optimizers(self):
         return [*super().configure_optimizers(), *self._model_optimizers()]
@@ -254,9 +261,10 @@ class AORDPG(OpponentWiseModelUsage, MADDPG):
         world_model: EnsembleConfig = EnsembleConfig(hidden=(200, 200, 200, 200), learning_rate=1e-3),
         opponent_model: OpponentModelConfig = OpponentModelConfig(),
         evaluation: EvaluationConfig = EvaluationConfig(),
+        fast: FastPathConfig = FastPathConfig(),
     ) -> None:
         super().__init__(env_spec, online, maddpg, evaluation)
-        self._init_model_usage(aorpo, world_model, opponent_model)
+        self._init_model_usage(aorpo, world_model, opponent_model, fast)
 
     def configure_optimizers(self):
         return [*super().configure_optimizers(), *self._model_optimizers()]

@@ -25,6 +25,7 @@ from lightning_mbmarl.algorithms.online import OnlineConfig
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig
 from lightning_mbmarl.learners.mappo import MAPPOConfig
+from lightning_mbmarl.nn.fast_path import FastPathConfig
 from lightning_mbmarl.world_models.model_reward import (
     ModelRewardConfig,
     ModelRewardPredictor,
@@ -50,8 +51,9 @@ class MAG(MAMBA):
         planning: PlanningConfig = PlanningConfig(),
         model_reward: ModelRewardConfig = ModelRewardConfig(),
         evaluation: EvaluationConfig = EvaluationConfig(),
+        fast: FastPathConfig = FastPathConfig(),
     ) -> None:
-        super().__init__(env_spec, online, mamba, world_model, mappo, critic, evaluation)
+        super().__init__(env_spec, online, mamba, world_model, mappo, critic, evaluation, fast)
         self.planning = as_config(planning, PlanningConfig)
         self.model_reward = ModelRewardPredictor(self.world_model.feature_dim,
                                                  as_config(model_reward, ModelRewardConfig))
@@ -63,10 +65,13 @@ class MAG(MAMBA):
     def learn_world_model(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A world-model step and an R̂_m step on the same windows (labels: the errors before the model step)."""
         world_model_optimizer, _, model_reward_optimizer = self.optimizers()
-        losses, observed = world_model_loss_and_sequence(self.world_model, batch)
+        with self.fast.autocast(self.device):
+            losses, observed = self.fast.compile("world_model_loss_and_sequence",
+                                                 world_model_loss_and_sequence)(self.world_model, batch)
         optimizer_step(self, world_model_optimizer, losses["loss"], self.world_model.config.grad_clip)
         self.counters["world_model_steps"] += 1
-        fit = model_reward_loss(self.model_reward, observed.prior.features, losses["model_error"])
+        with self.fast.autocast(self.device):
+            fit = model_reward_loss(self.model_reward, observed.prior.features, losses["model_error"])
         optimizer_step(self, model_reward_optimizer, fit["loss"], self.model_reward.config.grad_clip)
         return {**{f"world_model/{k}": losses[k].detach() for k in ("loss", *TERMS)},
                 "model_reward/loss": fit["loss"].detach(), "model_reward/mean_error": fit["mean_error"]}

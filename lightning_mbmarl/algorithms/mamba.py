@@ -41,6 +41,7 @@ from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig,
 from lightning_mbmarl.learners.mappo import MAPPOConfig
 from lightning_mbmarl.learners.memory import History
 from lightning_mbmarl.learners.minibatches import MinibatchQueue
+from lightning_mbmarl.nn.fast_path import FastPath, FastPathConfig
 from lightning_mbmarl.world_models.imagination import imagine
 from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMState, RSSMWorldModel
 from lightning_mbmarl.world_models.rssm_losses import TERMS, world_model_loss
@@ -92,12 +93,14 @@ class MAMBA(OnlineAlgorithm):
         mappo: MAPPOConfig = MAMBA_PPO,
         critic: AttentionCriticConfig = AttentionCriticConfig(),
         evaluation: EvaluationConfig = EvaluationConfig(),
+        fast: FastPathConfig = FastPathConfig(),
     ) -> None:
         super().__init__(env_spec, as_config(online, OnlineConfig), evaluation)
         self.save_config_hyperparameters()
+        self.fast = FastPath(as_config(fast, FastPathConfig))
         self.mamba, self.mappo_config = as_config(mamba, MAMBAConfig), as_config(mappo, MAPPOConfig)
         self.world_model = RSSMWorldModel(self.env_spec, as_config(world_model, RSSMConfig))
-        self.actor_critic = LatentActorCritic(self.env_spec, self.world_model.feature_dim, self.mappo_config,
+        self.actor_critic = LatentActorCritic(self.env_spec, self.world_model.layout, self.mappo_config,
                                               as_config(critic, AttentionCriticConfig))
         alpha = torch.full((self.env_spec.n_agents,), self.mappo_config.initial_entropy_alpha)
         self.register_buffer("entropy_alpha", alpha)  # fixed unless mappo.entropy_coef_lr > 0
@@ -147,7 +150,8 @@ class MAMBA(OnlineAlgorithm):
 
     def learn_world_model(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One world-model gradient step on replay windows ``[B, L, ...]``; scalars to log."""
-        losses = world_model_loss(self.world_model, batch)
+        with self.fast.autocast(self.device):
+            losses = self.fast.compile("world_model_loss", world_model_loss)(self.world_model, batch)
         optimizer_step(self, self.optimizers()[0], losses["loss"], self.world_model.config.grad_clip)
         self.counters["world_model_steps"] += 1
         return {f"world_model/{k}": losses[k].detach() for k in ("loss", *TERMS)}
@@ -160,7 +164,7 @@ class MAMBA(OnlineAlgorithm):
     @torch.no_grad()
     def imagine_from(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Filter replay windows ``[B, L, ...]`` and imagine from every filtered state (time first, ``[H, B * L]``)."""
-        with evaluation_mode(self.world_model):
+        with evaluation_mode(self.world_model), self.fast.autocast(self.device):
             start = self.world_model.observe(batch).start.map(lambda x: x.flatten(0, 1))
             horizon = self.mamba.imagination_horizon
             return imagine(self.rollout_model(horizon), self.latent_policy, start, horizon)
@@ -177,7 +181,7 @@ class MAMBA(OnlineAlgorithm):
         logs = {"mappo/imagined_return": data["return"].mean()}
         while not queue.exhausted:
             losses = mappo_step(self, optimizer, self.actor_critic, queue.pop(), self.entropy_alpha, c,
-                                self.counters["policy_updates"])
+                                self.counters["policy_updates"], self.fast)
             self.counters["policy_updates"] += 1
             logs.update({f"mappo/{k}": v.detach() for k, v in losses.items() if v.dim() == 0})
         self.counters["imagined_transitions"] += size

@@ -27,6 +27,7 @@ from lightning_mbmarl.algorithms.optimization import mappo_step, optimizer_step
 from lightning_mbmarl.learners.mappo import MAPPOActorCritic, MAPPOConfig
 from lightning_mbmarl.learners.memory import History
 from lightning_mbmarl.learners.minibatches import MinibatchQueue
+from lightning_mbmarl.nn.fast_path import FastPath, FastPathConfig
 from lightning_mbmarl.rollouts.ensemble_rollouts import ensemble_rollouts
 from lightning_mbmarl.world_models.ensemble import (
     EnsembleConfig,
@@ -68,9 +69,13 @@ class MOMAPPO(MultiAgentAlgorithm):
         world_model: EnsembleConfig = EnsembleConfig(),
         mappo: MAPPOConfig = MAPPOConfig(),
         evaluation: EvaluationConfig = EvaluationConfig(),
+        fast: FastPathConfig = FastPathConfig(),
     ) -> None:
         super().__init__(env_spec, evaluation)
         self.save_config_hyperparameters()
+        # The ensemble's and MAPPO's training steps; model rollouts stay float32 (their uncertainty measures
+        # compare the members' predictions).
+        self.fast = FastPath(as_config(fast, FastPathConfig))
         spec = self.env_spec
         moma, world_model = as_config(moma, MOMAPPOConfig), as_config(world_model, EnsembleConfig)
         mappo = as_config(mappo, MAPPOConfig)
@@ -135,7 +140,8 @@ class MOMAPPO(MultiAgentAlgorithm):
     def _world_model_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One ensemble gradient step (and, at the last one, the choice of elites); returns the values to log."""
         optimizer = self.optimizers()[0]
-        losses = ensemble_loss(self.ensemble, batch)
+        with self.fast.autocast(self.device):
+            losses = self.fast.compile("ensemble_loss", ensemble_loss)(self.ensemble, batch)
         optimizer_step(self, optimizer, losses["loss"], None, "world-model loss", self.counters["world_model_steps"])
         self.counters["world_model_steps"] += 1
         step = self.counters["world_model_steps"]
@@ -164,7 +170,7 @@ class MOMAPPO(MultiAgentAlgorithm):
             values.update({f"rollouts/{k}": v for k, v in stats.items()})
         minibatch = {k: v.to(self.device) for k, v in self._queue.pop().items()}
         losses = mappo_step(self, self.optimizers()[1], self.actor_critic, minibatch, self.entropy_alpha,
-                            self.mappo_config, self.counters["policy_updates"])
+                            self.mappo_config, self.counters["policy_updates"], self.fast)
         self.counters["policy_updates"] += 1
         values.update({f"mappo/{k}": v for k, v in losses.items() if v.dim() == 0})
         values["mappo/entropy_alpha"] = self.entropy_alpha.mean()

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 
 from lightning_mbmarl.learners.mappo import MAPPOActorCritic, MAPPOConfig, ppo_loss, update_entropy_alpha
+from lightning_mbmarl.nn.fast_path import FastPath
 
 
 def check_finite(loss: torch.Tensor, what: str, step: int) -> None:
@@ -39,12 +40,18 @@ def mappo_step(
     entropy_alpha: torch.Tensor,
     config: MAPPOConfig,
     step: int,
+    fast: FastPath | None = None,
 ) -> dict[str, torch.Tensor]:
     """One MAPPO gradient step on ``minibatch``; moves ``entropy_alpha`` [N] in place; returns the loss terms.
 
+    ``fast``: the method's fast path (bf16 autocast and compilation of the loss); None: float32, eager.
     Every rank must move alpha identically, so the entropy estimates are averaged over ranks first.
     """
-    losses = ppo_loss(actor_critic, minibatch, entropy_alpha, config)
+    if fast is None:
+        losses = ppo_loss(actor_critic, minibatch, entropy_alpha, config)
+    else:
+        with fast.autocast(module.device):
+            losses = fast.compile("ppo_loss", ppo_loss)(actor_critic, minibatch, entropy_alpha, config)
     optimizer_step(module, optimizer, losses["loss"], config.max_grad_norm, "MAPPO loss", step)
     agent_entropy = module.trainer.strategy.reduce(losses["agent_entropy"], reduce_op="mean")
     entropy_alpha.copy_(update_entropy_alpha(entropy_alpha, agent_entropy, config.entropy_target, config.entropy_coef_lr))

@@ -6,12 +6,18 @@ Both read the latent features ``[deter, stoch]`` of :class:`~lightning_mbmarl.wo
 environment's when acting for real). The critic embeds each agent's features, mixes them with self-attention across
 agents and reads one value per agent; the team value is their mean (MAMBA's agents all predict the team reward).
 
+Features are ``[deter, C one-hot categorical samples]`` (:class:`~lightning_mbmarl.nn.one_hot_input.LatentLayout`):
+both networks take them as the dense ``deter`` and the ``C`` columns that hold a 1, and their first layer gathers
+those columns' weights instead of multiplying ``C * K`` mostly-zero inputs (the same values up to float summation
+order; in MAMBA's SMAC sizes the first layers read 1280 inputs of which 256 are dense).
+
 Batch keys read by :meth:`LatentActorCritic.evaluate_actions` and ``ppo_loss`` (``M`` imagined steps, flattened):
 
 ================  ======================  ==========================================================
 key               shape / dtype           meaning
 ================  ======================  ==========================================================
-``features``      float ``[M, N, F]``     latent features of the state the action was taken in
+``deter``         float ``[M, N, D]``     deterministic part of the state the action was taken in
+``hot``           int64 ``[M, N, C]``     columns of its features holding its sampled classes' 1s
 ``avail``         bool ``[M, N, A]``      predicted availability the policy acted under
 ``action``        int64 ``[M, N]``        actions taken
 ``old_log_prob``  float ``[M, N]``        their log-probabilities under the acting policy
@@ -32,7 +38,9 @@ from torch import nn
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.gae import timeout_gae
 from lightning_mbmarl.learners.mappo import MAPPOConfig
-from lightning_mbmarl.learners.policies import CategoricalPolicy
+from lightning_mbmarl.learners.policies import CategoricalPolicy, MaskedCategorical
+from lightning_mbmarl.nn.fast_path import Float32OutputLinear
+from lightning_mbmarl.nn.one_hot_input import LatentLayout, OneHotInputMLP
 from lightning_mbmarl.world_models.attention import AgentAttention
 
 
@@ -48,7 +56,7 @@ class AttentionCritic(nn.Module):
     """Team value from every agent's features: ``[..., N, F] -> float32 [...]``.
 
     ``Linear(F, hidden[0]) -> ReLU -> attention across agents -> MLP(hidden[1:]) -> value per agent``, averaged
-    over agents.
+    over agents (the output layer in float32 inside autocast regions).
     """
 
     def __init__(self, n_agents: int, feature_dim: int, hidden: tuple[int, ...], config: AttentionCriticConfig) -> None:
@@ -61,41 +69,53 @@ class AttentionCritic(nn.Module):
         layers: list[nn.Module] = []
         for a, b in zip(hidden[:-1], hidden[1:]):
             layers += [nn.Linear(a, b), nn.ReLU()]
-        self.head = nn.Sequential(*layers, nn.Linear(hidden[-1], 1))
+        self.head = nn.Sequential(*layers, Float32OutputLinear(hidden[-1], 1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        agent_values = self.head(self.attention(self.embed(features))).squeeze(-1)  # [..., N]
+        return self._value_of_embedding(self.embed(features))
+
+    def forward_one_hot(self, dense: torch.Tensor, hot: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` on features given as ``dense [..., N, d]`` and hot columns int64 ``[..., N, J]``."""
+        embedded = OneHotInputMLP(self.embed)(dense.reshape(1, -1, dense.shape[-1]), hot.reshape(1, -1, hot.shape[-1]))
+        return self._value_of_embedding(embedded.view(*dense.shape[:-1], -1))
+
+    def _value_of_embedding(self, embedded: torch.Tensor) -> torch.Tensor:
+        agent_values = self.head(self.attention(embedded)).squeeze(-1)  # [..., N]
         return agent_values.float().mean(dim=-1)
 
 
 class LatentActorCritic(nn.Module):
     """Policy and critic on latent features (see the module docstring); duck-types what ``ppo_loss`` reads."""
 
-    def __init__(self, spec: EnvSpec, feature_dim: int, config: MAPPOConfig, critic: AttentionCriticConfig) -> None:
+    def __init__(self, spec: EnvSpec, layout: LatentLayout, config: MAPPOConfig, critic: AttentionCriticConfig) -> None:
         super().__init__()
         if not spec.discrete:
             raise ValueError(f"LatentActorCritic: {spec.name!r} has continuous actions; MAMBA's policy is categorical")
-        self.spec, self.config = spec, config
-        self.policy = CategoricalPolicy(spec, feature_dim, config.hidden, config.share_parameters)
-        self.critic = AttentionCritic(spec.n_agents, feature_dim, config.hidden, critic)
+        self.spec, self.layout, self.config = spec, layout, config
+        self.policy = CategoricalPolicy(spec, layout.width, config.hidden, config.share_parameters)
+        self.critic = AttentionCritic(spec.n_agents, layout.width, config.hidden, critic)
+
+    def distribution(self, features: torch.Tensor, avail: torch.Tensor) -> MaskedCategorical:
+        """The policy on latent features ``[..., N, F]`` under availability bool ``[..., N, A]``."""
+        return self.policy.forward_one_hot(*self.layout.split(features), avail)
 
     @torch.no_grad()
     def act(
         self, features: torch.Tensor, avail: torch.Tensor, greedy: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Actions int64 ``[..., N]`` (sampled, or the most likely) and their float32 log-probs ``[..., N]``."""
-        dist = self.policy(features, avail)
+        dist = self.distribution(features, avail)
         actions = dist.mode() if greedy else dist.sample()
         return actions, dist.log_prob(actions)
 
     def value(self, features: torch.Tensor) -> torch.Tensor:
         """Team value float32 ``[...]`` of features ``[..., N, F]``."""
-        return self.critic(features)
+        return self.critic.forward_one_hot(*self.layout.split(features))
 
     def evaluate_actions(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(log_probs [M, N], entropy [M, N], values [M])`` in float32, for ``ppo_loss``."""
-        dist = self.policy(batch["features"], batch["avail"])
-        return dist.log_prob(batch["action"]), dist.entropy(), self.critic(batch["features"])
+        dist = self.policy.forward_one_hot(batch["deter"], batch["hot"], batch["avail"])
+        return dist.log_prob(batch["action"]), dist.entropy(), self.critic.forward_one_hot(batch["deter"], batch["hot"])
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Optimizer groups with the actor and critic learning rates."""
@@ -119,11 +139,12 @@ def imagined_ppo_batch(
     """
     features = rollout["features"]
     values = actor_critic.value(features)  # [H + 1, B]
+    deter, hot = actor_critic.layout.split(features[:-1])
     rewards = rollout["rewards"].float().mean(dim=-1)  # [H, B]
     continues = (rollout["discounts"].float().mean(dim=-1) > 0.5).float()
     advantages, returns = timeout_gae(rewards, values[:-1], values[1:], continues, torch.ones_like(continues),
                                       gamma, gae_lambda)
     alive = torch.cat([torch.ones_like(continues[:1]), continues[:-1]]).cumprod(dim=0).bool()  # [H, B]
-    batch = {"features": features[:-1].float(), "avail": rollout["avail"], "action": rollout["actions"],
+    batch = {"deter": deter.float(), "hot": hot, "avail": rollout["avail"], "action": rollout["actions"],
              "old_log_prob": rollout["log_probs"].float(), "advantage": advantages, "return": returns}
     return {key: value[alive] for key, value in batch.items()}

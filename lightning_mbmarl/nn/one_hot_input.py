@@ -8,6 +8,8 @@ networks that read latent features ``[deter, one-hot categorical samples]`` (``C
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -55,3 +57,32 @@ class OneHotInputMLP:
 
     def __call__(self, dense: torch.Tensor | None, hot: torch.Tensor) -> torch.Tensor:
         return self.rest(one_hot_input_linear(self.weight, self.bias, dense, hot))
+
+
+@dataclass(frozen=True)
+class LatentLayout:
+    """Where the parts of latent features ``[deter, C one-hot blocks of K classes]`` lie (width ``D + C*K``), so
+    networks reading them can take the one-hot part as hot columns (:meth:`split`) instead of ``C*K`` mostly-zero
+    inputs."""
+
+    deter: int  # D: dense columns first
+    categoricals: int  # C: one-hot blocks after them
+    classes: int  # K: columns of each block
+
+    @property
+    def width(self) -> int:
+        return self.deter + self.categoricals * self.classes
+
+    def hot_columns(self, classes: torch.Tensor) -> torch.Tensor:
+        """Columns holding a 1 for sampled classes int64 ``[..., C]``: int64 ``[..., C]``."""
+        offsets = self.deter + self.classes * torch.arange(self.categoricals, device=classes.device)
+        return offsets + classes
+
+    def split(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``features [..., D + C*K]`` whose last ``C*K`` columns are one-hot blocks -> ``(dense [..., D], hot int64
+        [..., C])``."""
+        if features.shape[-1] != self.width:
+            raise ValueError(f"LatentLayout.split: expected features [..., {self.width}] (deter {self.deter} + "
+                             f"{self.categoricals} x {self.classes} one-hot), got {tuple(features.shape)}")
+        blocks = features[..., self.deter :].unflatten(-1, (self.categoricals, self.classes))
+        return features[..., : self.deter], self.hot_columns(blocks.argmax(dim=-1))

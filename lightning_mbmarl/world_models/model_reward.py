@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_mbmarl.nn.fast_path import Float32OutputLinear
 from lightning_mbmarl.world_models.rssm import ObservedSequence, RSSMWorldModel
 from lightning_mbmarl.world_models.rssm_losses import world_model_loss
 
@@ -44,7 +45,7 @@ class ModelRewardPredictor(nn.Module):
         modules: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
             modules += [nn.Linear(a, b), nn.ELU()]
-        self.net = nn.Sequential(*modules, nn.Linear(sizes[-1], 1))
+        self.net = nn.Sequential(*modules, Float32OutputLinear(sizes[-1], 1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features).squeeze(-1)

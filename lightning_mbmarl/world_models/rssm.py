@@ -27,7 +27,7 @@ where the episode ended, so terminal transitions are learned too). The recurrent
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Callable, Literal
 
 import torch
@@ -35,6 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_mbmarl.envs.base import EnvSpec
+from lightning_mbmarl.nn.fast_path import Float32OutputLinear
+from lightning_mbmarl.nn.one_hot_input import LatentLayout
 from lightning_mbmarl.world_models.attention import AgentAttention
 
 
@@ -84,9 +86,10 @@ class RSSMState:
         """``[deter, stoch]``: ``[..., N, D + C*K]``, what heads and policies read."""
         return torch.cat([self.deter, self.stoch.to(self.deter.dtype)], dim=-1)
 
+    # The three fields by name (not dataclasses.fields, which torch.compile cannot trace through).
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "RSSMState":
         """Apply ``fn`` to every field (for indexing, reshaping or detaching leading axes)."""
-        return RSSMState(*(fn(getattr(self, f.name)) for f in fields(self)))
+        return RSSMState(fn(self.deter), fn(self.stoch), fn(self.logits))
 
     def detach(self) -> "RSSMState":
         return self.map(torch.Tensor.detach)
@@ -98,11 +101,12 @@ class RSSMState:
             m = mask.reshape(*mask.shape, *([1] * (x.dim() - mask.dim())))
             return torch.where(m, x, y)
 
-        return RSSMState(*(pick(getattr(a, f.name), getattr(b, f.name)) for f in fields(RSSMState)))
+        return RSSMState(pick(a.deter, b.deter), pick(a.stoch, b.stoch), pick(a.logits, b.logits))
 
     @staticmethod
     def stack(states: list["RSSMState"], dim: int) -> "RSSMState":
-        return RSSMState(*(torch.stack([getattr(s, f.name) for s in states], dim) for f in fields(RSSMState)))
+        return RSSMState(torch.stack([s.deter for s in states], dim), torch.stack([s.stoch for s in states], dim),
+                         torch.stack([s.logits for s in states], dim))
 
 
 @dataclass
@@ -119,13 +123,14 @@ class ObservedSequence:
     posterior: RSSMState
 
 
-def straight_through_sample(logits: torch.Tensor) -> torch.Tensor:
+def straight_through_sample(logits: torch.Tensor, uniform: torch.Tensor | None = None) -> torch.Tensor:
     """One-hot samples of ``[..., C, K]`` categoricals, flattened to ``[..., C*K]`` (float32).
 
-    The forward value is the one-hot sample; gradients flow as if it were the probabilities.
+    The forward value is the one-hot sample; gradients flow as if it were the probabilities. ``uniform``: the
+    random numbers to draw with (see :func:`sample_from_probs`).
     """
     probs = logits.float().softmax(dim=-1)
-    one_hot = F.one_hot(sample_from_probs(probs), logits.shape[-1]).to(probs.dtype)
+    one_hot = F.one_hot(sample_from_probs(probs, uniform), logits.shape[-1]).to(probs.dtype)
     return (one_hot + (probs - probs.detach())).flatten(-2)  # forward value exactly one-hot
 
 
@@ -137,26 +142,31 @@ def sample_classes(logits: torch.Tensor) -> torch.Tensor:
     return sample_from_probs(logits.softmax(dim=-1))
 
 
-def sample_from_probs(probs: torch.Tensor) -> torch.Tensor:
+def sample_from_probs(probs: torch.Tensor, uniform: torch.Tensor | None = None) -> torch.Tensor:
     """Sampled class of each of ``[..., C, K]`` categoricals given their probabilities: int64 ``[..., C]``.
 
     Inverse-CDF sampling with one ``torch.rand`` number per categorical: the class is the number of cumulative
     probabilities at or below ``u * total``. A third of the time of Gumbel-max (``K`` random numbers and two logs
     per categorical), which mattered in MAG's planning look-ahead: it samples ``C`` categoricals per agent, candidate
     and look-ahead step.
+
+    ``uniform`` ``[..., C, 1]``: the numbers in [0, 1) to draw with (default: fresh ``torch.rand`` numbers), so that
+    a computation that draws only some rows can use the same numbers as one that draws them all.
     """
     cdf = probs.cumsum(dim=-1)
-    u = torch.rand(*probs.shape[:-1], 1, dtype=cdf.dtype, device=cdf.device) * cdf[..., -1:]
+    if uniform is None:
+        uniform = torch.rand(*probs.shape[:-1], 1, dtype=cdf.dtype, device=cdf.device)
+    u = uniform.to(cdf.dtype) * cdf[..., -1:]
     return (cdf <= u).sum(dim=-1).clamp_(max=probs.shape[-1] - 1)  # clamp: u rounded up to the total
 
 
 def _mlp(in_features: int, hidden: int, out_features: int, layers: int) -> nn.Sequential:
-    """``layers`` ReLU hidden layers of width ``hidden`` then a linear output."""
+    """``layers`` ReLU hidden layers of width ``hidden`` then a linear output (float32 inside autocast regions)."""
     sizes = [in_features] + [hidden] * layers
     modules: list[nn.Module] = []
     for a, b in zip(sizes[:-1], sizes[1:]):
         modules += [nn.Linear(a, b), nn.ReLU()]
-    modules.append(nn.Linear(sizes[-1], out_features))
+    modules.append(Float32OutputLinear(sizes[-1], out_features))
     return nn.Sequential(*modules)
 
 
@@ -175,6 +185,7 @@ class RSSMWorldModel(nn.Module):
         self.n_agents, self.obs_dim, self.action_dim = spec.n_agents, spec.obs_dim, spec.action_dim
         self.stoch_dim = c.categoricals * c.classes
         self.feature_dim = c.deter + self.stoch_dim
+        self.layout = LatentLayout(c.deter, c.categoricals, c.classes)  # of the features [deter, stoch]
         self.register_buffer("obs_mask", torch.as_tensor(spec.observation_mask()), persistent=False)
         self.register_buffer("action_mask", torch.as_tensor(spec.action_mask()), persistent=False)
 
@@ -193,19 +204,21 @@ class RSSMWorldModel(nn.Module):
         self.action_head = _mlp(2 * self.feature_dim, c.hidden, spec.action_dim, c.head_layers)
 
     # ------------------------------------------------------------------------------------------ latent steps
-    def _latent(self, deter: torch.Tensor, logits: torch.Tensor) -> RSSMState:
+    def _latent(self, deter: torch.Tensor, logits: torch.Tensor, uniform: torch.Tensor | None = None) -> RSSMState:
         logits = logits.unflatten(-1, (self.config.categoricals, self.config.classes))
-        return RSSMState(deter, straight_through_sample(logits), logits)
+        return RSSMState(deter, straight_through_sample(logits, uniform), logits)
 
     def encode(self, obs: torch.Tensor) -> torch.Tensor:
         """Observation embedding ``[..., N, O] -> [..., N, embed]``."""
         return self.encoder(obs)
 
     def reset_prior(self, batch_shape: tuple[int, ...] | torch.Size) -> RSSMState:
-        """The prior before an episode's first observation: ``deter = 0``, logits of the prior head at 0."""
+        """The prior before an episode's first observation, ``[*batch_shape, N]``: ``deter = 0`` and the prior head's
+        logits at 0. It is the same for every row, so it is computed once and expanded (its one sample too: only
+        ``deter`` and ``logits`` are ever read, by posteriors and by the episode-start KL term)."""
         p = self.cell.weight_hh
-        deter = torch.zeros(*batch_shape, self.n_agents, self.config.deter, device=p.device, dtype=p.dtype)
-        return self._latent(deter, self.prior_head(deter))
+        deter = torch.zeros(self.n_agents, self.config.deter, device=p.device, dtype=p.dtype)
+        return self._latent(deter, self.prior_head(deter)).map(lambda x: x.expand(*batch_shape, *x.shape))
 
     def imagine_step(self, state: RSSMState, actions: torch.Tensor) -> RSSMState:
         """Transition prior ``(state [..., N], action one-hots [..., N, A]) -> state' [..., N]``.
@@ -225,10 +238,11 @@ class RSSMWorldModel(nn.Module):
         deter = self.cell(x.reshape(-1, x.shape[-1]), deter.reshape(-1, deter.shape[-1]).to(x.dtype))
         return deter.reshape(*x.shape[:-1], -1)
 
-    def posterior(self, prior: RSSMState, embed: torch.Tensor) -> RSSMState:
-        """Posterior ``(prior state [..., N], observation embedding [..., N, E]) -> state [..., N]``."""
+    def posterior(self, prior: RSSMState, embed: torch.Tensor, uniform: torch.Tensor | None = None) -> RSSMState:
+        """Posterior ``(prior state [..., N], observation embedding [..., N, E]) -> state [..., N]`` (``uniform``
+        ``[..., N, C, 1]``: the numbers its sample is drawn with, default fresh ones)."""
         logits = self.posterior_head(torch.cat([prior.deter, embed.to(prior.deter.dtype)], dim=-1))
-        return self._latent(prior.deter, logits)
+        return self._latent(prior.deter, logits, uniform)
 
     def filter_step(
         self, state: RSSMState, actions: torch.Tensor, obs: torch.Tensor, is_first: torch.Tensor
@@ -257,17 +271,37 @@ class RSSMWorldModel(nn.Module):
                 f"O={self.obs_dim}], got {tuple(is_first.shape)}, {tuple(obs.shape)}, {tuple(next_obs.shape)}"
             )
         actions = F.one_hot(batch["action"].long(), self.action_dim).float()
-        restarts = self.posterior(self.reset_prior(is_first.shape), self.encode(obs))  # [B, L, N], from zeros
+        restarts = is_first.clone()
+        restarts[:, 0] = True  # every window starts from zeros
+        restart = self.restart_posteriors(obs, restarts)  # [B, L, N], meaningful where restarts
         next_embed = self.encode(next_obs)
         starts, priors, posteriors = [], [], []
         for t in range(obs.shape[1]):
-            restart = restarts.map(lambda x: x[:, t])
-            start = restart if t == 0 else RSSMState.where(is_first[:, t], restart, posteriors[-1])
+            restart_t = restart.map(lambda x: x[:, t])
+            start = restart_t if t == 0 else RSSMState.where(is_first[:, t], restart_t, posteriors[-1])
             prior = self.imagine_step(start, actions[:, t])
             starts.append(start)
             priors.append(prior)
             posteriors.append(self.posterior(prior, next_embed[:, t]))
         return ObservedSequence(RSSMState.stack(starts, 1), RSSMState.stack(priors, 1), RSSMState.stack(posteriors, 1))
+
+    def restart_posteriors(self, obs: torch.Tensor, restarts: torch.Tensor) -> RSSMState:
+        """Posteriors after ``obs [B, L, N, O]`` from the reset prior, ``[B, L, N]``, at the rows where ``restarts``
+        (bool ``[B, L]``) is True; other rows hold zeros.
+
+        Only those rows are computed (MAMBA's released code filtered every row from zeros and kept a few percent
+        of them). Under ``torch.compile`` every row is computed instead, so shapes do not depend on the data; the
+        random numbers of the samples are drawn for every row either way, so both give the same restarts.
+        """
+        B, L = restarts.shape
+        c = self.config
+        uniform = torch.rand(B, L, self.n_agents, c.categoricals, 1, device=obs.device)
+        if torch.compiler.is_compiling():
+            state = self.posterior(self.reset_prior((B, L)), self.encode(obs), uniform)
+            return state.map(lambda x: torch.where(restarts.view(B, L, *[1] * (x.dim() - 2)), x, 0.0))
+        rows = restarts.nonzero(as_tuple=True)
+        state = self.posterior(self.reset_prior(rows[0].shape), self.encode(obs[rows]), uniform[rows])  # [M, N]
+        return state.map(lambda x: x.new_zeros(B, L, *x.shape[1:]).index_put(rows, x))
 
     # ------------------------------------------------------------------------------------------------ heads
     def decode(self, features: torch.Tensor) -> torch.Tensor:

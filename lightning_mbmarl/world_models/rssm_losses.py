@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from lightning_mbmarl.learners.policies import MASKED_LOGIT
-from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMWorldModel
+from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMState, RSSMWorldModel
 
 TERMS = ("kl", "recon", "reward", "pcont", "avail", "info")
 
@@ -69,6 +69,31 @@ def info_loss(logits: torch.Tensor, actions: torch.Tensor, action_mask: torch.Te
     return -log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
 
 
+def episode_start_terms(
+    model: RSSMWorldModel, start: RSSMState, batch: dict[str, torch.Tensor], kl_balance: float
+) -> dict[str, torch.Tensor]:
+    """Sums over each episode's first observation (``is_first`` rows of ``batch``) of its KL to the reset prior, its
+    reconstruction and its availability term: scalars ``kl``, ``recon``, ``avail``.
+
+    ``start``: the states ``[B, L, N]`` the actions were taken in (the posteriors after ``obs``). Only the
+    ``is_first`` rows are evaluated; under ``torch.compile`` every row is, masked, so shapes do not depend on the data.
+    """
+    first = batch["is_first"].bool()
+    if torch.compiler.is_compiling():
+        weight = first.float().unsqueeze(-1)  # [B, L, 1]
+        rows, obs, avail = start, batch["obs"], batch["avail"]
+    else:
+        weight = None
+        rows, obs, avail = start.map(lambda x: x[first]), batch["obs"][first], batch["avail"][first]  # [M, N]
+    features = rows.features
+    terms = {
+        "kl": kl_balanced(rows.logits, model.reset_prior(rows.deter.shape[:-2]).logits, kl_balance),
+        "recon": reconstruction_loss(model.decode(features), obs, model.obs_mask),
+        "avail": avail_loss(model.avail_logits(features), avail, model.action_mask),
+    }
+    return {name: (term if weight is None else term * weight).sum() for name, term in terms.items()}
+
+
 def world_model_loss(
     model: RSSMWorldModel, batch: dict[str, torch.Tensor], config: RSSMConfig | None = None
 ) -> dict[str, torch.Tensor]:
@@ -101,21 +126,14 @@ def world_model_loss(
         "avail": avail_loss(model.avail_logits(after), batch["next_avail"], model.action_mask),
         "info": info_loss(model.action_logits(before, after), batch["action"], model.action_mask),
     }
-    first = batch["is_first"].bool()
-    start = seq.start.map(lambda x: x[first])  # [M, N]: each episode's first state
-    start_features = start.features
-    episode_start = {
-        "kl": kl_balanced(start.logits, model.reset_prior(start.deter.shape[:-2]).logits, c.kl_balance),
-        "recon": reconstruction_loss(model.decode(start_features), batch["obs"][first], model.obs_mask),
-        "avail": avail_loss(model.avail_logits(start_features), batch["avail"][first], model.action_mask),
-    }
+    episode_start = episode_start_terms(model, seq.start, batch, c.kl_balance)
     count = transition["kl"].numel()
     out: dict[str, torch.Tensor] = {}
     loss = torch.zeros((), device=after.device)
     for name in TERMS:
         total = transition[name].sum()
         if name in episode_start:
-            total = total + episode_start[name].sum()
+            total = total + episode_start[name]
         mean = total / count
         loss = loss + scales[name] * mean
         out[name] = mean.detach()
