@@ -22,6 +22,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from lightning_mbmarl.algorithms.optimization import DeferredFiniteCheck
 from lightning_mbmarl.data.env_runner import EnvRunner, FinishedEpisode, summarize_episodes
 from lightning_mbmarl.envs import EnvConfig, EnvSpec, make_vector_env
 from lightning_mbmarl.learners.memory import History
@@ -74,6 +75,7 @@ class MultiAgentAlgorithm(L.LightningModule):
         self._unlogged_episodes: list[FinishedEpisode] = []
         self._unlogged_values: dict[str, torch.Tensor | float] = {}
         self._restored_rng: dict[str, Any] | None = None
+        self.finite_check = DeferredFiniteCheck()  # divergence of losses on an accelerator, read at logged steps
 
     def save_config_hyperparameters(self) -> None:
         """``save_hyperparameters`` with the spec and every dataclass config stored as plain dicts, so checkpoints
@@ -185,6 +187,7 @@ class MultiAgentAlgorithm(L.LightningModule):
                                       for key, value in (values or {}).items()})
         if not self.logging_step():
             return
+        self.finite_check.raise_if_diverged()
         self.log_dict({key: float(value) for key, value in self._unlogged_values.items()})
         self._unlogged_values = {}
         for key, value in summarize_episodes(self._unlogged_episodes).items():
@@ -211,6 +214,7 @@ class MultiAgentAlgorithm(L.LightningModule):
             random.seed(seed)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.finite_check.raise_if_diverged()  # never save diverged weights
         checkpoint["mbmarl_counters"] = dict(self.counters)
         checkpoint["mbmarl_rng"] = _get_rng_state()
 

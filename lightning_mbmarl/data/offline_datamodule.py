@@ -153,7 +153,8 @@ class OfflineDataModule(pl.LightningDataModule):
         self.validation_fraction = validation_fraction
         self.seed = seed
         self.env_spec = env_spec(env)
-        self._data: Batch | None = None
+        self._data: Batch | None = None  # the dataset's tensors, on the device the model trains on
+        self._device = torch.device("cpu")
         self._history: torch.Tensor | None = None  # int64 [T, H] source rows, -1 for padding
         self.train_indices: torch.Tensor | None = None  # int64 [T_train]
         self.val_indices: torch.Tensor | None = None  # int64 [T_val]
@@ -188,9 +189,12 @@ class OfflineDataModule(pl.LightningDataModule):
                 f"{self.dataset_path}: {dataset.num_transitions} transitions leave none for training with "
                 f"validation_fraction={self.validation_fraction}"
             )
-        self._data = _tensors(dataset)
+        # The dataset lives where the model trains (setup runs before the strategy moves the model there), so batches
+        # are gathered on that device: no per-step CPU batch building and copy.
+        self._device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        self._data = {key: value.to(self._device) for key, value in _tensors(dataset).items()}
         self.history_length = resolve_history_length(self.history_length, self.trainer, type(self).__name__)
-        self._history = torch.from_numpy(history_rows(dataset, self.history_length))
+        self._history = torch.from_numpy(history_rows(dataset, self.history_length)).to(self._device)
         self._episode_starts = torch.from_numpy(dataset.episode_bounds()[0])
         self.train_indices, self.val_indices = torch.from_numpy(train), torch.from_numpy(val)
         rank = self.trainer.global_rank if self.trainer is not None else 0
@@ -208,7 +212,7 @@ class OfflineDataModule(pl.LightningDataModule):
     def _history_batch(self, rows: torch.Tensor) -> Batch:
         """``history_obs`` [B, N, H, O], ``history_action`` [B, N, H, A], ``history_mask`` [B, H] of ``rows`` [B]."""
         data = self._require_setup()
-        source = self._history[rows]  # [B, H]
+        source = self._history[rows.to(self._device)]  # [B, H]
         mask = source >= 0
         keep = mask[:, :, None, None]
         safe = source.clamp(min=0)
@@ -223,6 +227,7 @@ class OfflineDataModule(pl.LightningDataModule):
     def _batch(self, rows: torch.Tensor) -> Batch:
         """Every batch key for transitions ``rows`` [B]."""
         data = self._require_setup()
+        rows = rows.to(self._device)
         batch = {key: value[rows] for key, value in data.items()}
         batch["action_features"] = encode_actions(batch["action"], self.env_spec)
         batch.update(self._history_batch(rows))
@@ -248,6 +253,7 @@ class OfflineDataModule(pl.LightningDataModule):
             rows = self._episode_starts[torch.randint(len(self._episode_starts), (n,), generator=generator)]
         else:
             rows = torch.randint(len(data["state"]), (n,), generator=generator)
+        rows = rows.to(self._device)
         starts = {key: data[key][rows] for key in ("state", "obs", "avail")}
         starts.update(self._history_batch(rows))
         return starts

@@ -101,7 +101,9 @@ class OnlineDataModule(pl.LightningDataModule):
             return
         rank = self._rank
         self.history_length = resolve_history_length(self.history_length, self.trainer, type(self).__name__)
-        device = self.trainer.lightning_module.device if self.trainer is not None else torch.device("cpu")
+        # The device the model trains on (it may not be there yet: setup runs before the strategy moves it).
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        self.buffer.to(device)  # replay batches are gathered where the model reads them
         self.runner = EnvRunner(make_vector_env(self.env, self.num_envs), self.history_length,
                                 seed=self.seed + rank * self.num_envs, device=device)
         self._sample_generator.manual_seed(self.seed + 1_000 * rank + 1)

@@ -1,7 +1,8 @@
 """Replay storage for online methods: transitions of ``E`` environment copies, kept time-major per copy so that
 both random transitions and fixed-length sequences (for sequence world models) can be sampled.
 
-Storage is a ring of ``capacity`` steps per copy, ``[capacity, E, ...]`` tensors on the CPU. Each stored step holds
+Storage is a ring of ``capacity`` steps per copy, ``[capacity, E, ...]`` tensors on the buffer's ``device`` (the
+model's: batches are gathered where they are used, with no per-step CPU batch building and copy). Each stored step holds
 what the team saw (``obs``, ``state``, ``avail``), what it did (``action``), what followed (``reward``,
 ``agent_rewards``, ``terminated``, ``truncated``) and the true next observation (``next_obs``, ``next_state``,
 ``next_avail``: after an episode ends the next *row* belongs to a new episode, so the true next one is kept apart).
@@ -58,10 +59,11 @@ class ReplayBuffer:
     ``terminal`` and ``timeout`` (= truncated) that losses read.
     """
 
-    def __init__(self, spec: EnvSpec, capacity: int, num_envs: int) -> None:
+    def __init__(self, spec: EnvSpec, capacity: int, num_envs: int, device: torch.device | str = "cpu") -> None:
         if capacity < 1 or num_envs < 1:
             raise ValueError(f"ReplayBuffer needs capacity >= 1 and num_envs >= 1, got {capacity}, {num_envs}")
         self.spec, self.capacity, self.num_envs = spec, capacity, num_envs
+        self.device = torch.device(device)  # where storage lives and batches are returned; set before first use
         self._storage: dict[str, torch.Tensor] | None = None  # allocated on first use, not when a config is parsed
         self.position = 0  # next row to write
         self.size = 0  # rows filled (<= capacity)
@@ -70,9 +72,16 @@ class ReplayBuffer:
     def storage(self) -> dict[str, torch.Tensor]:
         """``[capacity, num_envs, ...]`` tensors per field (allocated on first access)."""
         if self._storage is None:
-            self._storage = {key: torch.zeros((self.capacity, self.num_envs, *shape), dtype=dtype)
+            self._storage = {key: torch.zeros((self.capacity, self.num_envs, *shape), dtype=dtype, device=self.device)
                              for key, (shape, dtype) in _field_shapes(self.spec).items()}
         return self._storage
+
+    def to(self, device: torch.device | str) -> "ReplayBuffer":
+        """Keep the storage (and return batches) on ``device`` from now on; returns the buffer."""
+        self.device = torch.device(device)
+        if self._storage is not None:
+            self._storage = {key: store.to(self.device) for key, store in self._storage.items()}
+        return self
 
     def __len__(self) -> int:
         """Number of stored transitions (all copies)."""
@@ -83,7 +92,7 @@ class ReplayBuffer:
             value = getattr(record, key)
             if value.shape != store.shape[1:]:
                 raise ValueError(f"ReplayBuffer.add: {key} must have shape {tuple(store.shape[1:])}, got {tuple(value.shape)}")
-            store[self.position] = value.to(store.dtype)
+            store[self.position] = value.to(store.device, store.dtype, non_blocking=True)
         self.position = (self.position + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -104,8 +113,8 @@ class ReplayBuffer:
             raise RuntimeError("ReplayBuffer.sample: the buffer is empty; collect environment steps first")
         window = self.size if recent is None else max(1, min(recent, self.size))
         offsets = torch.randint(self.size - window, self.size, (batch_size,), generator=generator)
-        envs = torch.randint(self.num_envs, (batch_size,), generator=generator)
-        rows = self._rows(offsets)
+        envs = torch.randint(self.num_envs, (batch_size,), generator=generator).to(self.device)
+        rows = self._rows(offsets).to(self.device)
         return self._finish({key: store[rows, envs] for key, store in self.storage.items()})
 
     def sample_sequences(self, batch_size: int, length: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
@@ -114,13 +123,14 @@ class ReplayBuffer:
             raise RuntimeError(f"ReplayBuffer.sample_sequences: {self.size} steps stored per copy, need >= {length}")
         starts = torch.randint(0, self.size - length + 1, (batch_size,), generator=generator)
         envs = torch.randint(self.num_envs, (batch_size,), generator=generator)
-        rows = self._rows(starts.unsqueeze(1) + torch.arange(length))  # [B, L]
-        return self._finish({key: store[rows, envs.unsqueeze(1)] for key, store in self.storage.items()})
+        rows = self._rows(starts.unsqueeze(1) + torch.arange(length)).to(self.device)  # [B, L]
+        envs = envs.to(self.device).unsqueeze(1)
+        return self._finish({key: store[rows, envs] for key, store in self.storage.items()})
 
     def state_dict(self) -> dict[str, Any]:
-        """Only the filled rows, oldest first (a resumed buffer continues as if never saved)."""
-        rows = self._rows(torch.arange(self.size))
-        return {"storage": {k: v[rows].clone() for k, v in self.storage.items()}, "capacity": self.capacity,
+        """Only the filled rows, oldest first, on the CPU (a resumed buffer continues as if never saved)."""
+        rows = self._rows(torch.arange(self.size)).to(self.device)
+        return {"storage": {k: v[rows].cpu() for k, v in self.storage.items()}, "capacity": self.capacity,
                 "num_envs": self.num_envs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -129,7 +139,7 @@ class ReplayBuffer:
                              f"{self.num_envs}: resume with the same data.init_args.num_envs")
         size = min(next(iter(state["storage"].values())).shape[0], self.capacity)
         for key, store in self.storage.items():
-            store[:size] = state["storage"][key][-size:]
+            store[:size] = state["storage"][key][-size:].to(store.device)
         self.size, self.position = size, size % self.capacity
 
 
@@ -148,13 +158,17 @@ class TransitionStore:
         return self.size
 
     def add(self, transitions: dict[str, torch.Tensor]) -> None:
-        """Append ``M`` transitions (tensors ``[M, ...]``, kept on the CPU); the oldest are overwritten first."""
-        count = next(iter(transitions.values())).shape[0]
+        """Append ``M`` transitions (tensors ``[M, ...]``, kept on their device); the oldest are overwritten first."""
+        first = next(iter(transitions.values()))
+        count = first.shape[0]
         if not self.storage:
-            self.storage = {k: torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype) for k, v in transitions.items()}
-        rows = (self.position + torch.arange(count)) % self.capacity
+            self.storage = {k: torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype, device=v.device)
+                            for k, v in transitions.items()}
+        elif next(iter(self.storage.values())).device != first.device:  # e.g. restored on the CPU, used on a GPU
+            self.storage = {k: v.to(first.device) for k, v in self.storage.items()}
         for key, store in self.storage.items():
-            store[rows] = transitions[key].detach().to("cpu", store.dtype)
+            rows = (self.position + torch.arange(count, device=store.device)) % self.capacity
+            store[rows] = transitions[key].detach().to(store.device, store.dtype)
         self.position = (self.position + count) % self.capacity
         self.size = min(self.size + count, self.capacity)
 
@@ -162,10 +176,10 @@ class TransitionStore:
         if self.size == 0:
             raise RuntimeError("TransitionStore.sample: the store is empty")
         rows = torch.randint(self.size, (batch_size,), generator=generator)
-        return {key: store[rows] for key, store in self.storage.items()}
+        return {key: store[rows.to(store.device)] for key, store in self.storage.items()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"storage": {k: v[: self.size].clone() if self.size < self.capacity else v.clone()
+        return {"storage": {k: v[: self.size].cpu().clone() if self.size < self.capacity else v.cpu().clone()
                             for k, v in self.storage.items()},
                 "position": self.position, "size": self.size}
 
