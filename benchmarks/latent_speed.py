@@ -1,8 +1,8 @@
 """Eager against the fast path, side by side in one run: MAMBA and MAG iterations on SMAX and the Gaussian-ensemble
 training step (MOMA-PPO's and AORPO's world models).
 
-"Eager" is the float32 reference path (``--model.init_args.fast.bf16=off``, no compilation); "fast" is the fast
-path with the settings given (default: the package's defaults, ``fast.bf16=auto``, ``fast.compile=none``; see
+"Eager" is the float32 reference path (``--model.init_args.fast.bf16=off``, no compilation, unfused Adam); "fast"
+is the fast path with the settings given (default: the package's defaults, ``fast.bf16=auto``, ``fast.compile=none``; see
 ``lightning_mbmarl/nn/fast_path.py``). Each MAMBA/MAG measurement is a real ``fit`` of ``conf/<method>_smax_<map>.yaml``
 (same seed for both paths) with the replay windows per batch set by ``--batch-size``; the first iteration of each run
 is not timed, and eager and fast runs alternate, so machine load hits both alike. The ensemble step is
@@ -40,7 +40,7 @@ ANT_STATE, ANT_JOINT_ACTION = 27, 8
 
 def fast_config(path: str, args: argparse.Namespace) -> FastPathConfig:
     if path == "eager":
-        return FastPathConfig(bf16="off", compile="none")
+        return FastPathConfig(bf16="off", compile="none", fused_adam=False)
     return FastPathConfig(bf16=args.fast_bf16, compile=args.fast_compile)
 
 
@@ -51,7 +51,7 @@ def method_run(method: str, path: str, args: argparse.Namespace, output_dir: str
         f"--model.init_args.online.batch_size={args.batch_size}",
         "--model.init_args.online.total_env_steps=100000000",
         f"--model.init_args.fast.bf16={config.bf16}", f"--model.init_args.fast.compile={config.compile}",
-        f"--trainer.accelerator={args.device}",
+        f"--model.init_args.fast.fused_adam={config.fused_adam}", f"--trainer.accelerator={args.device}",
         "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
         "--trainer.logger=false", "--trainer.callbacks=[]",
         f"--output_dir={output_dir}", f"--seed_everything={args.seed}",
@@ -72,13 +72,13 @@ def ensemble_step_seconds(path: str, args: argparse.Namespace) -> float:
     config = EnsembleConfig(members=args.ensemble_members, elites=min(5, args.ensemble_members),
                             hidden=tuple(args.ensemble_hidden))
     model = GaussianEnsemble(ANT_STATE, ANT_JOINT_ACTION, config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    fast = FastPath(fast_config(path, args))
+    optimizer = fast.adam(model.parameters(), lr=config.learning_rate)
     B = args.ensemble_batch
     batch = {"state": torch.randn(B, ANT_STATE, device=device),
              "action_features": torch.rand(B, 4, 2, device=device) * 2 - 1,
              "next_state": torch.randn(B, ANT_STATE, device=device), "reward": torch.randn(B, device=device),
              "terminal": torch.zeros(B, device=device)}
-    fast = FastPath(fast_config(path, args))
     loss_fn = fast.compile("ensemble_loss", ensemble_loss)
 
     def step() -> None:

@@ -1,5 +1,6 @@
 """MAMBA and MAG end to end through the command line: MAG on SMAX 2s3z at tiny sizes, in one process and in
-two-process DDP on CPU; both learning the Iterated Coordination Game from imagined play."""
+two-process DDP on CPU with bf16-mixed; both learning the Iterated Coordination Game from imagined play; checkpoints
+moving between compiled and eager runs."""
 
 from pathlib import Path
 
@@ -49,9 +50,11 @@ def test_mag_trains_on_smax(tmp_path, cli, read_metric, quiet_cli_args):
     assert model.counters["env_steps"] >= 300
 
 
-def test_mag_two_process_ddp_on_cpu(tmp_path, cli, read_metric, quiet_cli_args):
+def test_mag_two_process_ddp_on_cpu_in_bf16_mixed(tmp_path, cli, read_metric, quiet_cli_args):
+    """Two-process DDP with the trainer's bf16-mixed precision and the fast path on (its own bf16 autocast regions
+    nest inside the trainer's; Adam unfused, which Lightning's mixed-precision gradient clipping needs)."""
     result = cli("fit", "--config", "conf/mag_smax_2s3z.yaml", *TINY, "--trainer.accelerator=cpu",
-                 "--trainer.devices=2", *quiet_cli_args)
+                 "--trainer.devices=2", "--trainer.precision=bf16-mixed", *quiet_cli_args)
     assert result.returncode == 0, result.stderr[-3000:]
     run = _run(tmp_path / "outputs")
     assert read_metric(run, "eval/env_steps") >= 300  # summed over both ranks
@@ -72,3 +75,36 @@ def test_learns_a_convention_on_the_icg_from_imagined_play(method, tmp_path, cli
     returns = read_metric_values(run, "train/episode_return")
     assert 4.0 <= returns[0] <= 6.0  # warm-up: uniform random actions agree half of the time
     assert sum(returns[-3:]) / 3 >= 9.0, returns  # the last 300 environment steps: a convention, sampled
+
+
+# conf/mamba_icg.yaml at tiny sizes: one iteration after the 400-step warm-up per 100 environment steps.
+TINY_ICG = [
+    "--model.init_args.mamba.sequence_length=3", "--model.init_args.mamba.model_updates=2",
+    "--model.init_args.mamba.policy_rounds=1", "--model.init_args.mamba.imagination_horizon=3",
+    "--model.init_args.world_model.hidden=16", "--model.init_args.world_model.embed=16",
+    "--model.init_args.world_model.deter=16", "--model.init_args.world_model.categoricals=4",
+    "--model.init_args.world_model.classes=4", "--model.init_args.world_model.attention_feedforward=16",
+    "--model.init_args.mappo.hidden=[16,16]", "--model.init_args.mappo.epochs=1",
+    "--model.init_args.evaluation.episodes=2", "--model.init_args.evaluation.final_episodes=2",
+]
+
+
+def test_checkpoints_move_between_compiled_and_eager_runs(tmp_path, cli, quiet_cli_args):
+    """The fast path compiles the loss functions, never the modules: a checkpoint written by a compiled run resumes
+    eagerly and an eager one resumes compiled, each continuing where the other was interrupted."""
+    options = ["--config", "conf/mamba_icg.yaml", *TINY_ICG, "--model.init_args.online.total_env_steps=900",
+               *quiet_cli_args]
+    # (compile mode, optimizer steps to stop at): 3 per iteration (2 world-model steps, 1 PPO step), 100 env steps each
+    schedule = [("default", ["--trainer.max_steps=6"]), ("none", ["--trainer.max_steps=9"]), ("default", [])]
+    checkpoint, env_steps = None, []
+    for version, (mode, stop) in enumerate(schedule):
+        resume = [f"--ckpt_path={checkpoint}"] if checkpoint else []
+        result = cli("fit", *options, f"--model.init_args.fast.compile={mode}", *stop, *resume)
+        assert result.returncode == 0, result.stderr[-3000:]
+        checkpoint = tmp_path / "outputs" / "mamba_icg" / f"version_{version}" / "checkpoints" / "last.ckpt"
+        saved = torch.load(checkpoint, weights_only=True)
+        counters = saved["mbmarl_counters"]
+        assert counters["world_model_steps"] == 2 * counters["updates"]
+        assert not any("_orig_mod" in key for key in saved["state_dict"])  # plain module names
+        env_steps.append(counters["env_steps"])
+    assert env_steps[0] < env_steps[1] < env_steps[2] == 900, env_steps  # each run continued the one before

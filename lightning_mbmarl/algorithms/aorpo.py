@@ -101,8 +101,9 @@ class OpponentWiseModelUsage:
 
     def _model_optimizers(self) -> list[torch.optim.Optimizer]:
         return [
-            torch.optim.Adam(self.dynamics.parameters(), lr=self.dynamics.ensemble.config.learning_rate,
-                             weight_decay=self.dynamics.ensemble.config.weight_decay),
+            self.fast.adam(self.dynamics.parameters(), self.trainer_precision,
+                           lr=self.dynamics.ensemble.config.learning_rate,
+                           weight_decay=self.dynamics.ensemble.config.weight_decay),
             torch.optim.Adam(self.opponent_models.parameters(), lr=self.opponent_models.config.learning_rate),
         ]
 

@@ -86,6 +86,11 @@ class MultiAgentAlgorithm(L.LightningModule):
                 self.hparams[key] = dataclasses.asdict(value)
         self.hparams["env_spec"] = self.env_spec.to_dict()
 
+    @property
+    def trainer_precision(self) -> str | None:
+        """The attached trainer's precision setting (e.g. ``bf16-mixed``), None without a trainer."""
+        return None if self._trainer is None else str(self._trainer.precision)
+
     # ----------------------------------------------------------------------------------------------- acting
     def act(self, obs: torch.Tensor, avail: torch.Tensor, history: History, greedy: bool) -> torch.Tensor:
         """Team actions for ``B`` teams.

@@ -60,7 +60,8 @@ class MAG(MAMBA):
 
     def configure_optimizers(self):
         return [*super().configure_optimizers(),
-                torch.optim.Adam(self.model_reward.parameters(), lr=self.model_reward.config.learning_rate)]
+                self.fast.adam(self.model_reward.parameters(), self.trainer_precision,
+                               lr=self.model_reward.config.learning_rate)]
 
     def learn_world_model(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A world-model step and an R̂_m step on the same windows (labels: the errors before the model step)."""

@@ -108,8 +108,9 @@ class MAMBA(OnlineAlgorithm):
         self._filters: dict[bool, RSSMState] = {}  # posterior of each acting stream (key: greedy), [E, N]
 
     def configure_optimizers(self):
-        return [torch.optim.Adam(self.world_model.parameters(), lr=self.world_model.config.learning_rate),
-                torch.optim.Adam(self.actor_critic.parameter_groups())]
+        return [self.fast.adam(self.world_model.parameters(), self.trainer_precision,
+                               lr=self.world_model.config.learning_rate),
+                self.fast.adam(self.actor_critic.parameter_groups(), self.trainer_precision)]
 
     # ----------------------------------------------------------------------------------------------- acting
     @property

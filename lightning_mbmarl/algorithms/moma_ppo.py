@@ -109,8 +109,9 @@ class MOMAPPO(MultiAgentAlgorithm):
     def configure_optimizers(self):
         wm = self.ensemble.config
         return [
-            torch.optim.Adam(self.ensemble.parameters(), lr=wm.learning_rate, weight_decay=wm.weight_decay),
-            torch.optim.Adam(self.actor_critic.parameter_groups()),
+            self.fast.adam(self.ensemble.parameters(), self.trainer_precision, lr=wm.learning_rate,
+                           weight_decay=wm.weight_decay),
+            self.fast.adam(self.actor_critic.parameter_groups(), self.trainer_precision),
         ]
 
     # --------------------------------------------------------------------------------------------- set-up

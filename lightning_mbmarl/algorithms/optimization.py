@@ -38,7 +38,8 @@ class DeferredFiniteCheck:
         update = self._updates.get(what, 0) if step < 0 else step
         self._updates[what] = update + 1
         loss = loss.detach().float()
-        first, value = self._first.get(what, (torch.full((), -1, device=loss.device), torch.zeros((), device=loss.device)))
+        none_yet = (torch.full((), -1, device=loss.device), torch.zeros((), device=loss.device))
+        first, value = self._first.get(what, none_yet)
         new = ~torch.isfinite(loss) & (first < 0)
         self._first[what] = (torch.where(new, update, first), torch.where(new, loss, value))
 

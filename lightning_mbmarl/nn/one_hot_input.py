@@ -2,8 +2,9 @@
 
 A linear layer on ``[dense, one-hot blocks]`` is a matmul on the dense columns plus, for each row, the sum of the
 weight rows of its hot columns: a gather (``embedding_bag``) instead of a matmul with a mostly-zero input. The
-result equals the layer on the dense input up to float summation order. MAG's planning look-ahead uses it for the
-networks that read latent features ``[deter, one-hot categorical samples]`` (``C`` hot columns out of ``C * K``).
+result equals the layer on the dense input up to float summation order. MAG's planning look-ahead and MAMBA's latent
+actor-critic use it for the networks that read latent features ``[deter, one-hot categorical samples]`` (``C`` hot
+columns out of ``C * K``, :class:`LatentLayout`); gradients reach the weights through the gather.
 """
 
 from __future__ import annotations

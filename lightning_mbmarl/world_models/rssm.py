@@ -226,9 +226,13 @@ class RSSMWorldModel(nn.Module):
         Any leading shape is one batch, e.g. ``[B, L_candidates]`` for MAG's planning: all candidates advance in
         one pass, each drawing its own categorical sample.
         """
-        x = self.transition_input(torch.cat([actions.to(state.stoch.dtype), state.stoch], dim=-1))
-        deter = self.advance(x, state.deter)
+        deter = self.transition(state, actions)
         return self._latent(deter, self.prior_head(deter))
+
+    def transition(self, state: RSSMState, actions: torch.Tensor) -> torch.Tensor:
+        """The deterministic part of :meth:`imagine_step`: the next ``deter [..., N, D]``."""
+        x = self.transition_input(torch.cat([actions.to(state.stoch.dtype), state.stoch], dim=-1))
+        return self.advance(x, state.deter)
 
     def advance(self, x: torch.Tensor, deter: torch.Tensor) -> torch.Tensor:
         """The deterministic part of the transition: attention across agents on ``x [..., N, hidden]`` (the
@@ -241,8 +245,11 @@ class RSSMWorldModel(nn.Module):
     def posterior(self, prior: RSSMState, embed: torch.Tensor, uniform: torch.Tensor | None = None) -> RSSMState:
         """Posterior ``(prior state [..., N], observation embedding [..., N, E]) -> state [..., N]`` (``uniform``
         ``[..., N, C, 1]``: the numbers its sample is drawn with, default fresh ones)."""
-        logits = self.posterior_head(torch.cat([prior.deter, embed.to(prior.deter.dtype)], dim=-1))
-        return self._latent(prior.deter, logits, uniform)
+        return self._posterior(prior.deter, embed, uniform)
+
+    def _posterior(self, deter: torch.Tensor, embed: torch.Tensor, uniform: torch.Tensor | None = None) -> RSSMState:
+        logits = self.posterior_head(torch.cat([deter, embed.to(deter.dtype)], dim=-1))
+        return self._latent(deter, logits, uniform)
 
     def filter_step(
         self, state: RSSMState, actions: torch.Tensor, obs: torch.Tensor, is_first: torch.Tensor
@@ -275,15 +282,18 @@ class RSSMWorldModel(nn.Module):
         restarts[:, 0] = True  # every window starts from zeros
         restart = self.restart_posteriors(obs, restarts)  # [B, L, N], meaningful where restarts
         next_embed = self.encode(next_obs)
-        starts, priors, posteriors = [], [], []
+        starts, deters, posteriors = [], [], []
         for t in range(obs.shape[1]):
             restart_t = restart.map(lambda x: x[:, t])
             start = restart_t if t == 0 else RSSMState.where(is_first[:, t], restart_t, posteriors[-1])
-            prior = self.imagine_step(start, actions[:, t])
+            deter = self.transition(start, actions[:, t])
             starts.append(start)
-            priors.append(prior)
-            posteriors.append(self.posterior(prior, next_embed[:, t]))
-        return ObservedSequence(RSSMState.stack(starts, 1), RSSMState.stack(priors, 1), RSSMState.stack(posteriors, 1))
+            deters.append(deter)
+            posteriors.append(self._posterior(deter, next_embed[:, t]))
+        # The priors do not feed the recurrence (posteriors read only their deter): one pass over all steps.
+        deter = torch.stack(deters, 1)
+        priors = self._latent(deter, self.prior_head(deter))
+        return ObservedSequence(RSSMState.stack(starts, 1), priors, RSSMState.stack(posteriors, 1))
 
     def restart_posteriors(self, obs: torch.Tensor, restarts: torch.Tensor) -> RSSMState:
         """Posteriors after ``obs [B, L, N, O]`` from the reset prior, ``[B, L, N]``, at the rows where ``restarts``
