@@ -16,6 +16,8 @@ from pathlib import Path
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
 
+from lightning_mbmarl.nn.fast_path import keep_freed_memory
+
 RUN_DIR_ENV = "LIGHTNING_MBMARL_RUN_DIR"
 
 
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> MBMARLCLI:
     """The package's LightningCLI; ``run=False`` only parses and instantiates (config checks, notebooks)."""
+    keep_freed_memory()
     return MBMARLCLI(
         args=args,
         run=run,
