@@ -230,3 +230,10 @@ def test_latent_actor_critic_gathers_what_the_dense_layers_compute(share_paramet
     first = actor_critic.critic.embed[0].weight.grad
     assert first is not None and first[:, model.config.deter:].abs().sum() > 0
     assert list(itertools.islice((p for p in actor_critic.policy.parameters() if p.grad is not None), 1)) == []
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
+def test_command_line_keeps_freed_memory_for_reuse() -> None:
+    from lightning_mbmarl.nn.fast_path import keep_freed_memory
+
+    assert keep_freed_memory()  # glibc accepted both thresholds
