@@ -9,13 +9,18 @@ variable, so every rank agrees on it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
-from jsonargparse import Namespace
+from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch.cli import LightningCLI
 
+from lightning_mbmarl.callbacks.graceful_stop import GracefulStop
+from lightning_mbmarl.cli_errors import VERBOSE_ENV, short_message
+from lightning_mbmarl.data.hdf5_format import DatasetError
 from lightning_mbmarl.nn.fast_path import keep_freed_memory
 
 RUN_DIR_ENV = "LIGHTNING_MBMARL_RUN_DIR"
@@ -65,10 +70,13 @@ class MBMARLCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         run_dir = os.environ.get(RUN_DIR_ENV)
-        if run_dir is None:
-            experiment = config.get("experiment") or self._experiment_from_config_file(config)
-            run_dir = str(next_run_dir(config.get("output_dir") or "outputs", experiment))
-            os.environ[RUN_DIR_ENV] = run_dir  # inherited by DDP worker processes
+        if run_dir is None:  # the launching process; DDP workers inherit its choice
+            run_dir, resumed = self._choose_run_dir(config)
+            os.environ[RUN_DIR_ENV] = run_dir
+            if resumed:  # the run's own config.yaml stays; this part's config is written beside it
+                parts = len(list(Path(run_dir).glob("config_resume_*.yaml")))
+                self.save_config_kwargs = {**self.save_config_kwargs,
+                                           "config_filename": f"config_resume_{parts + 1}.yaml"}
         config.trainer.default_root_dir = run_dir
         if config.trainer.get("strategy", "auto") == "auto" and _more_than_one_device(config.trainer.get("devices")):
             # Each of our losses touches only some parameters (world model or policy), which plain DDP rejects.
@@ -76,16 +84,51 @@ class MBMARLCLI(LightningCLI):
         if config.trainer.get("logger") in (None, True):
             config.trainer.logger = [
                 _class_config("lightning.pytorch.loggers.TensorBoardLogger", save_dir=run_dir, name="", version=""),
-                _class_config("lightning.pytorch.loggers.CSVLogger", save_dir=run_dir, name="", version=""),
+                _class_config("lightning_mbmarl.loggers.ResumableCSVLogger", save_dir=run_dir, name="", version=""),
             ]
         callbacks = list(config.trainer.get("callbacks") or [])
         present = {str(c.get("class_path", "")).rsplit(".", 1)[-1] for c in callbacks}
         if "ModelCheckpoint" not in present:
             # last.ckpt after every evaluation and at the end: what resuming and notebooks load.
             callbacks.append(_class_config("lightning.pytorch.callbacks.ModelCheckpoint", save_last=True, save_top_k=0))
+        for callback in callbacks:  # a run folder owns its last.ckpt: a resumed run overwrites it (not last-v1.ckpt)
+            if str(callback.get("class_path", "")).endswith("ModelCheckpoint"):
+                callback.init_args = callback.get("init_args") or Namespace()
+                callback.init_args.enable_version_counter = False
         if "LearningCurvePlot" not in present:
             callbacks.append(_class_config("lightning_mbmarl.callbacks.learning_curve.LearningCurvePlot"))
+        if "GracefulStop" not in present:
+            # SIGTERM / SIGINT: last.ckpt at the next step boundary, then a non-zero exit.
+            callbacks.append(_class_config("lightning_mbmarl.callbacks.graceful_stop.GracefulStop"))
         config.trainer.callbacks = callbacks
+
+    def _choose_run_dir(self, config) -> tuple[str, bool]:
+        """The run's folder, and whether it continues a run that is already there.
+
+        ``--trainer.default_root_dir DIR`` is the folder itself; ``fit --ckpt_path <run>/checkpoints/X.ckpt`` of a
+        run made by this command line continues in ``<run>``; otherwise a fresh ``<output_dir>/<experiment>/
+        version_<k>`` (removed again by :func:`main` if the run fails before it starts).
+        """
+        checkpoint = config.get("ckpt_path")
+        resumes = None
+        if self.subcommand == "fit" and checkpoint and Path(str(checkpoint)).parent.name == "checkpoints":
+            run = Path(str(checkpoint)).parent.parent
+            resumes = run if (run / "config.yaml").exists() else None
+        chosen = config.trainer.get("default_root_dir")
+        if chosen:
+            chosen = Path(chosen)
+            other_run = resumes is not None and resumes.resolve() != chosen.resolve()
+            if other_run or (resumes is None and (chosen / "config.yaml").exists()):
+                raise ValueError(
+                    f"--trainer.default_root_dir {chosen} already holds another run (its config.yaml): give a new "
+                    f"folder, resume it with --ckpt_path {chosen / 'checkpoints' / 'last.ckpt'}, or leave the "
+                    "folder to --output_dir, which makes a fresh <output_dir>/<experiment>/version_<k>")
+            chosen.mkdir(parents=True, exist_ok=True)
+            return str(chosen), resumes is not None
+        if resumes is not None:
+            return str(resumes), True
+        experiment = config.get("experiment") or self._experiment_from_config_file(config)
+        return str(next_run_dir(config.get("output_dir") or "outputs", experiment)), False
 
     @staticmethod
     def _experiment_from_config_file(config) -> str:
@@ -98,13 +141,51 @@ class MBMARLCLI(LightningCLI):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; the exit status: 0; 2 for bad input (one short message, :mod:`lightning_mbmarl.
+    cli_errors`; ``--verbose`` or ``LIGHTNING_MBMARL_VERBOSE=1`` for the full report); ``128 + signal`` for a run
+    stopped by SIGTERM / SIGINT."""
     words = list(sys.argv[1:] if argv is None else argv)
     if words and words[0] == "dataset":
         from lightning_mbmarl.data.dataset_tool import main as dataset_main
 
         return dataset_main(words[1:])
-    build_cli(argv)  # None: LightningCLI reads sys.argv itself
-    return 0
+    verbose = bool(os.environ.get(VERBOSE_ENV)) or "--verbose" in words
+    words = [w for w in words if w != "--verbose"]
+    launching = RUN_DIR_ENV not in os.environ
+    sys.argv = sys.argv[:1] + words  # LightningCLI reads its arguments from there (DDP workers re-run them)
+    try:
+        cli = build_cli()
+    except BaseException as error:
+        if launching:
+            remove_unstarted_run(os.environ.get(RUN_DIR_ENV))
+        if verbose or not _bad_input(error):
+            raise
+        print(f"python -m lightning_mbmarl: error: {short_message(error)}\n(--verbose or {VERBOSE_ENV}=1 shows the "
+              "full report)", file=sys.stderr)
+        return 2
+    stops = [c for c in cli.trainer.callbacks if isinstance(c, GracefulStop) and c.signal_received]
+    return 128 + stops[0].signal_received if stops else 0
+
+
+def _bad_input(error: BaseException) -> bool:
+    """Whether ``error`` is bad input (config, options, data) rather than a failure of a running job."""
+    if isinstance(error, (ArgumentError, DatasetError)):
+        return True
+    text = str(error) if isinstance(error, ValueError) else ""
+    return "Does not validate against any of the Union subtypes" in text or "Problem with given class_path" in text
+
+
+def remove_unstarted_run(run_dir: str | None) -> None:
+    """Remove a fresh run folder whose run failed before it logged or saved anything (a typo, a missing dataset),
+    so failed starts leave no empty ``version_<k>`` behind."""
+    if not run_dir or not Path(run_dir).is_dir():
+        return
+    run = Path(run_dir)
+    if (run / "checkpoints").exists() or (run / "metrics.csv").exists() or list(run.glob("config_resume_*.yaml")):
+        return
+    shutil.rmtree(run, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        run.parent.rmdir()  # the experiment folder, if this was its only run
 
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> MBMARLCLI:
@@ -116,6 +197,6 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> MBMARLCLI:
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": False},
-        parser_kwargs={"parser_mode": "omegaconf"},
+        parser_kwargs={"parser_mode": "omegaconf", "prog": "python -m lightning_mbmarl", "exit_on_error": False},
         auto_configure_optimizers=False,
     )

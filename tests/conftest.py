@@ -21,14 +21,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``python -m lightning_mbmarl ARGS`` in a fresh process (one thread, its own DDP port)."""
+def _cli_env() -> dict[str, str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(free_port())}
     env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
+    return env
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m lightning_mbmarl ARGS`` in a fresh process (one thread, its own DDP port)."""
     return subprocess.run(
         [sys.executable, "-m", "lightning_mbmarl", *args],
-        cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd or REPO, env=_cli_env(), capture_output=True, text=True, timeout=timeout,
     )
+
+
+def start_cli(*args: str) -> subprocess.Popen:
+    """:func:`run_cli` started in the background (to be signalled), output captured."""
+    return subprocess.Popen([sys.executable, "-m", "lightning_mbmarl", *args], cwd=REPO, env=_cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def metrics(run_dir: Path) -> list[dict[str, str]]:
@@ -50,6 +60,12 @@ def last_value(run_dir: Path, key: str) -> float:
 def cli():
     """:func:`run_cli`, for tests (tests/ is not a package, so helpers are handed out as fixtures)."""
     return run_cli
+
+
+@pytest.fixture
+def started_cli():
+    """:func:`start_cli`: the command line in a background process."""
+    return start_cli
 
 
 @pytest.fixture

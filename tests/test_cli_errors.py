@@ -40,3 +40,35 @@ def test_dataset_info_prints_size_and_score_distribution(tmp_path: Path, cli):
     info = cli("dataset", "info", str(path))
     assert info.returncode == 0, info.stderr
     assert "500" in info.stdout and "median" in info.stdout
+
+
+def test_misspelled_key_gets_one_short_message_with_the_close_name(cli, quiet_cli_args):
+    result = cli("fit", "--config", "conf/moma_icg_unfavorable.yaml", "--model.init_args.moma.rolout_length=5",
+                 *quiet_cli_args)
+    assert result.returncode == 2
+    assert "did you mean --model.init_args.moma.rollout_length?" in result.stderr
+    assert "Union subtypes" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_constructor_error_is_one_short_message_and_verbose_shows_the_report(cli, quiet_cli_args):
+    options = ["fit", "--config", "conf/moma_icg_unfavorable.yaml", "--data.init_args.env.name=icgg", *quiet_cli_args]
+    result = cli(*options)
+    assert result.returncode == 2
+    error = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1 and "unknown environment 'icgg'" in error[0] and "'icg'" in error[0]
+    assert "Traceback" not in result.stderr and "Union subtypes" not in result.stderr
+    verbose = cli(*options, "--verbose")
+    assert verbose.returncode != 0 and "Traceback" in verbose.stderr
+
+
+def test_top_level_help_lists_the_commands_without_heavy_imports():
+    import subprocess
+    import sys
+
+    probe = ("import runpy, sys; sys.argv = ['lightning_mbmarl', '--help']\n"
+             "try:\n    runpy.run_module('lightning_mbmarl', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "print('IMPORTED' if {'torch', 'lightning', 'jax'} & set(sys.modules) else 'LIGHT')")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    for command in ("fit", "validate", "test", "dataset"):
+        assert f"\n  {command} " in done.stdout
+    assert "python -m lightning_mbmarl" in done.stdout and done.stdout.strip().endswith("LIGHT")

@@ -96,12 +96,12 @@ def test_checkpoints_move_between_compiled_and_eager_runs(tmp_path, cli, quiet_c
                *quiet_cli_args]
     # (compile mode, optimizer steps to stop at): 3 per iteration (2 world-model steps, 1 PPO step), 100 env steps each
     schedule = [("default", ["--trainer.max_steps=6"]), ("none", ["--trainer.max_steps=9"]), ("default", [])]
-    checkpoint, env_steps = None, []
-    for version, (mode, stop) in enumerate(schedule):
-        resume = [f"--ckpt_path={checkpoint}"] if checkpoint else []
+    checkpoint = tmp_path / "outputs" / "mamba_icg" / "version_0" / "checkpoints" / "last.ckpt"  # every part's
+    env_steps: list[int] = []
+    for mode, stop in schedule:
+        resume = [f"--ckpt_path={checkpoint}"] if env_steps else []
         result = cli("fit", *options, f"--model.init_args.fast.compile={mode}", *stop, *resume)
         assert result.returncode == 0, result.stderr[-3000:]
-        checkpoint = tmp_path / "outputs" / "mamba_icg" / f"version_{version}" / "checkpoints" / "last.ckpt"
         saved = torch.load(checkpoint, weights_only=True)
         counters = saved["mbmarl_counters"]
         assert counters["world_model_steps"] == 2 * counters["updates"]

@@ -64,8 +64,8 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, cli, quiet_cli_ar
 
     second = cli("fit", *options, f"--ckpt_path={checkpoint}")
     assert second.returncode == 0, second.stderr[-3000:]
-    resumed = torch.load(_run_dir(tmp_path / "outputs", "masac_climb", 1) / "checkpoints" / "last.ckpt",
-                         weights_only=False)
+    assert not _run_dir(tmp_path / "outputs", "masac_climb", 1).exists()  # resumed in the run's own folder
+    resumed = torch.load(checkpoint, weights_only=False)
     counters = resumed["mbmarl_counters"]
     assert counters["env_steps"] == 1000 and counters["updates"] == counters["gradient_steps"] == 249
     assert resumed["global_step"] == 3 * 249

@@ -62,7 +62,8 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, cli, quiet_cli_ar
 
     second = cli("fit", *options, f"--ckpt_path={checkpoint}")
     assert second.returncode == 0, second.stderr[-3000:]
-    resumed = torch.load(_run_dir(tmp_path / "outputs", "moma_icg_neutral", 1) / "checkpoints" / "last.ckpt")
+    assert not _run_dir(tmp_path / "outputs", "moma_icg_neutral", 1).exists()  # resumed in the run's own folder
+    resumed = torch.load(checkpoint)
     counters = resumed["mbmarl_counters"]
     assert counters["world_model_steps"] == 40 and counters["policy_iterations"] == 4
     assert resumed["global_step"] == counters["world_model_steps"] + counters["policy_updates"]

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_mbmarl.algorithms.optimization import DeferredFiniteCheck
 from lightning_mbmarl.data.env_runner import EnvRunner, FinishedEpisode, summarize_episodes
@@ -76,6 +77,7 @@ class MultiAgentAlgorithm(L.LightningModule):
         self._unlogged_values: dict[str, torch.Tensor | float] = {}
         self._restored_rng: dict[str, Any] | None = None
         self.finite_check = DeferredFiniteCheck()  # divergence of losses on an accelerator, read at logged steps
+        self._stop_signal: int | None = None  # set by the GracefulStop callback when SIGTERM / SIGINT arrives
 
     def save_config_hyperparameters(self) -> None:
         """``save_hyperparameters`` with the spec and every dataclass config stored as plain dicts, so checkpoints
@@ -160,6 +162,8 @@ class MultiAgentAlgorithm(L.LightningModule):
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         if self._trainer is not None and self.trainer.state.fn == "fit" and not self.evaluation_ready():
             return
+        if self._stop_signal is not None:  # stopping on a signal: Lightning validates once more, no evaluation is due
+            return
         final = self._finished or (self._trainer is not None and self.trainer.state.fn != "fit")
         self._log_evaluation("eval", self.evaluation.final_episodes if final else self.evaluation.episodes)
 
@@ -167,10 +171,30 @@ class MultiAgentAlgorithm(L.LightningModule):
         self._log_evaluation("test", self.evaluation.final_episodes)
 
     # ---------------------------------------------------------------------------------------------- schedule
+    def schedule_done(self) -> bool:
+        """Whether the training schedule is complete (from the counters and the config): subclasses say when."""
+        return False
+
     def finish(self) -> None:
         """The training schedule is complete: stop after one last (final-size) evaluation."""
         self._finished = True
         self.trainer.should_stop = True
+
+    def on_train_start(self) -> None:
+        if self.schedule_done():  # a finished run resumed: nothing left to train
+            rank_zero_info(f"{type(self).__name__}: the checkpoint's schedule is already complete ({self.counters}); "
+                           "nothing to train. Raise the budget in the config to train further.")
+            self._finished = True
+            self.trainer.should_stop = True
+
+    def stop_requested(self) -> bool:
+        """Whether a stop signal (SIGTERM, SIGINT) has arrived on any rank
+        (:class:`~lightning_mbmarl.callbacks.graceful_stop.GracefulStop`). Training steps that take long poll it
+        between their parts and return early; every rank polls at the same points (a collective under DDP)."""
+        requested = self._stop_signal is not None
+        if self._trainer is not None and self.trainer.world_size > 1:
+            requested = bool(self.trainer.strategy.reduce_boolean_decision(requested, all=False))
+        return requested
 
     def logging_step(self) -> bool:
         """Whether Lightning writes step metrics at this training step (every ``trainer.log_every_n_steps``).

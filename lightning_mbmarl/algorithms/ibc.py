@@ -60,11 +60,14 @@ class IBC(MultiAgentAlgorithm):
     def configure_optimizers(self):
         return torch.optim.Adam(self.actor.parameters(), lr=self.config.learning_rate)
 
+    def schedule_done(self) -> bool:
+        return self.counters["updates"] >= self.config.steps
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         optimizer = self.optimizers()
         loss = bc_loss(self.actor, batch)
         optimizer_step(self, optimizer, loss, self.config.max_grad_norm, "behavioural-cloning loss", self.counters["updates"])
         self.counters["updates"] += 1
-        if self.counters["updates"] >= self.config.steps:
+        if self.schedule_done():
             self.finish()  # before logging: the last training step is always a logged one
         self.log_training_progress({"bc/loss": loss})

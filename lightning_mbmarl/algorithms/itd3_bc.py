@@ -75,6 +75,9 @@ class ITD3BC(MultiAgentAlgorithm):
             torch.optim.Adam(self.agents.actor.parameters(), lr=c.actor_lr),
         ]
 
+    def schedule_done(self) -> bool:
+        return self.counters["gradient_steps"] >= self.steps
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         critic_optimizer, actor_optimizer = self.optimizers()
         config, agents = self.config, self.agents
@@ -89,6 +92,6 @@ class ITD3BC(MultiAgentAlgorithm):
             values.update({"td3_bc/actor_loss": actor["loss"], "td3_bc/bc": actor["bc"],
                            "td3_bc/lambda": actor["lambda"]})
         self.counters["gradient_steps"] += 1
-        if self.counters["gradient_steps"] >= self.steps:
+        if self.schedule_done():
             self.finish()  # before logging: the last training step is always a logged one
         self.log_training_progress(values)

@@ -60,6 +60,9 @@ class MAIQL(MultiAgentAlgorithm):
             torch.optim.Adam(agents.critic.parameters(), lr=c.critic_lr),
         ]
 
+    def schedule_done(self) -> bool:
+        return self.counters["gradient_steps"] >= self.steps
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         value_optimizer, actor_optimizer, critic_optimizer = self.optimizers()
         config, agents = self.config, self.agents
@@ -71,7 +74,7 @@ class MAIQL(MultiAgentAlgorithm):
         optimizer_step(self, critic_optimizer, critic["loss"], config.max_grad_norm)
         soft_update(agents.target_critic, agents.critic, config.tau)
         self.counters["gradient_steps"] += 1
-        if self.counters["gradient_steps"] >= self.steps:
+        if self.schedule_done():
             self.finish()  # before logging: the last training step is always a logged one
         self.log_training_progress({
             "maiql/value_loss": value["loss"], "maiql/v": value["v"],

@@ -104,7 +104,8 @@ class MAMBA(OnlineAlgorithm):
                                               as_config(critic, AttentionCriticConfig))
         alpha = torch.full((self.env_spec.n_agents,), self.mappo_config.initial_entropy_alpha)
         self.register_buffer("entropy_alpha", alpha)  # fixed unless mappo.entropy_coef_lr > 0
-        self.counters.update(world_model_steps=0, policy_updates=0, imagined_transitions=0)
+        self.counters.update(world_model_steps=0, policy_updates=0, imagined_transitions=0,
+                             iteration_model_updates=0, iteration_policy_rounds=0)  # parts of the current iteration
         self._filters: dict[bool, RSSMState] = {}  # posterior of each acting stream (key: greedy), [E, N]
 
     def configure_optimizers(self):
@@ -137,13 +138,26 @@ class MAMBA(OnlineAlgorithm):
         return self.actor_critic.act(features, avail)
 
     # ------------------------------------------------------------------------------------------- learning
-    def update(self, datamodule: OnlineDataModule) -> dict[str, torch.Tensor | float]:
+    def update(self, datamodule: OnlineDataModule) -> dict[str, torch.Tensor | float] | None:
+        """The iteration's world-model steps, then its policy rounds. Progress is counted as it goes, so a stop
+        request between two parts returns None and the resumed run finishes the iteration from there."""
         logs: dict[str, torch.Tensor | float] = {}
-        for _ in range(self.mamba.model_updates):
+        done = self.counters
+        while done["iteration_model_updates"] < self.mamba.model_updates:
+            if self.stop_requested():
+                return None
             logs.update(self.learn_world_model(self._windows(datamodule)))
-        for _ in range(self.mamba.policy_rounds):
+            done["iteration_model_updates"] += 1
+        while done["iteration_policy_rounds"] < self.mamba.policy_rounds:
+            if self.stop_requested():
+                return None
             logs.update(self.learn_policy(self._windows(datamodule)))
+            done["iteration_policy_rounds"] += 1
+        done.update(iteration_model_updates=0, iteration_policy_rounds=0)
         return logs
+
+    def update_in_progress(self) -> bool:
+        return self.counters["iteration_model_updates"] + self.counters["iteration_policy_rounds"] > 0
 
     def _windows(self, datamodule: OnlineDataModule) -> dict[str, torch.Tensor]:
         batch = datamodule.sample_sequences(self.online.batch_size, self.mamba.sequence_length)

@@ -65,6 +65,10 @@ class MAPPO(MultiAgentAlgorithm):
         return torch.optim.Adam(self.actor_critic.parameter_groups())
 
     # ------------------------------------------------------------------------------------------- training
+    def schedule_done(self) -> bool:
+        round_done = self._queue is None or self._queue.exhausted
+        return round_done and self.counters["env_steps"] >= self.online.total_env_steps
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
         if self._queue is None or self._queue.exhausted:
             self._queue = self._collect_round()
@@ -74,7 +78,7 @@ class MAPPO(MultiAgentAlgorithm):
         self.counters["policy_updates"] += 1
         if self._queue.exhausted:
             self.counters["rounds"] += 1
-            if self.counters["env_steps"] >= self.online.total_env_steps:
+            if self.schedule_done():
                 self.finish()  # before logging: the last training step is always a logged one
         self.log_training_progress({**{f"mappo/{k}": v for k, v in losses.items() if v.dim() == 0},
                                     "env_steps": float(self.counters["env_steps"])})

@@ -103,6 +103,9 @@ class MOMAPPO(MultiAgentAlgorithm):
     def act(self, obs: torch.Tensor, avail: torch.Tensor, history: History, greedy: bool) -> torch.Tensor:
         return self.actor_critic.act(obs, avail, *history, greedy=greedy)[0]
 
+    def schedule_done(self) -> bool:
+        return self.counters["policy_iterations"] >= self.moma.policy_iterations
+
     def evaluation_ready(self) -> bool:
         return self.counters["world_model_steps"] >= self.moma.world_model_steps
 
@@ -177,7 +180,7 @@ class MOMAPPO(MultiAgentAlgorithm):
         values["mappo/entropy_alpha"] = self.entropy_alpha.mean()
         if self._queue.exhausted:
             self.counters["policy_iterations"] += 1
-            if self.counters["policy_iterations"] >= self.moma.policy_iterations:
+            if self.schedule_done():
                 self.finish()
         return values
 

@@ -52,9 +52,18 @@ class OnlineAlgorithm(MultiAgentAlgorithm):
         """The team policy that collects data after warm-up (default: sample from the policy)."""
         return lambda obs, avail, history: self.act(obs, avail, history, greedy=False)
 
-    def update(self, datamodule: OnlineDataModule) -> dict[str, torch.Tensor | float]:
-        """One learning step (gradient steps of the method); returns values to log."""
+    def update(self, datamodule: OnlineDataModule) -> dict[str, torch.Tensor | float] | None:
+        """One learning step (gradient steps of the method); returns values to log, or None when a stop request
+        (:meth:`stop_requested`) interrupted it part-way: the step's progress is in the counters, and the resumed
+        run finishes it before collecting again."""
         raise NotImplementedError
+
+    def update_in_progress(self) -> bool:
+        """Whether an interrupted :meth:`update` is waiting to be finished (a resumed run does that first)."""
+        return False
+
+    def schedule_done(self) -> bool:
+        return self.counters["env_steps"] >= self.online.total_env_steps and not self.update_in_progress()
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         datamodule = self.datamodule
@@ -68,7 +77,9 @@ class OnlineAlgorithm(MultiAgentAlgorithm):
         self.counters["env_steps"] = datamodule.total_env_steps()
         self.record_episodes(finished)
         logs = self.update(datamodule)
+        if logs is None:  # stopped part-way by a stop request: the checkpoint taken now finishes it on resume
+            return
         self.counters["updates"] += 1
-        if self.counters["env_steps"] >= self.online.total_env_steps:
+        if self.schedule_done():
             self.finish()  # before logging: the last training step is always a logged one
         self.log_training_progress({**logs, "env_steps": float(self.counters["env_steps"])})
