@@ -237,3 +237,17 @@ def test_command_line_keeps_freed_memory_for_reuse() -> None:
     from lightning_mbmarl.nn.fast_path import keep_freed_memory
 
     assert keep_freed_memory()  # glibc accepted both thresholds
+
+
+def test_mixed_precision_on_a_cpu_without_native_bf16_is_warned_about(monkeypatch) -> None:
+    import lightning_mbmarl.cli as cli
+    from lightning_mbmarl.nn import fast_path
+
+    fast_path.native_bf16.cache_clear()
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": False, "amx_bf16": False})
+    try:
+        assert "emulated" in cli.precision_warning("bf16-mixed", "cpu")
+        assert cli.precision_warning("32-true", "cpu") is None
+        assert not FastPath(FastPathConfig(bf16="auto")).bf16_enabled("cpu")  # auto stays float32 there
+    finally:
+        fast_path.native_bf16.cache_clear()

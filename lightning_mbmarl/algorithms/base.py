@@ -175,6 +175,10 @@ class MultiAgentAlgorithm(L.LightningModule):
         """Whether the training schedule is complete (from the counters and the config): subclasses say when."""
         return False
 
+    def progress(self) -> tuple[str, float, float]:
+        """``(what is counted, done, total)`` of the run's schedule, for progress reports (subclasses say what)."""
+        return "training steps", float(self.global_step), float("nan")
+
     def finish(self) -> None:
         """The training schedule is complete: stop after one last (final-size) evaluation."""
         self._finished = True

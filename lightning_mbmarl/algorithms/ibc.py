@@ -63,6 +63,9 @@ class IBC(MultiAgentAlgorithm):
     def schedule_done(self) -> bool:
         return self.counters["updates"] >= self.config.steps
 
+    def progress(self) -> tuple[str, float, float]:
+        return "updates", float(self.counters["updates"]), float(self.config.steps)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         optimizer = self.optimizers()
         loss = bc_loss(self.actor, batch)

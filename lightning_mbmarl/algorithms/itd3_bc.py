@@ -78,6 +78,9 @@ class ITD3BC(MultiAgentAlgorithm):
     def schedule_done(self) -> bool:
         return self.counters["gradient_steps"] >= self.steps
 
+    def progress(self) -> tuple[str, float, float]:
+        return "gradient steps", float(self.counters["gradient_steps"]), float(self.steps)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         critic_optimizer, actor_optimizer = self.optimizers()
         config, agents = self.config, self.agents

@@ -63,6 +63,9 @@ class MAIQL(MultiAgentAlgorithm):
     def schedule_done(self) -> bool:
         return self.counters["gradient_steps"] >= self.steps
 
+    def progress(self) -> tuple[str, float, float]:
+        return "gradient steps", float(self.counters["gradient_steps"]), float(self.steps)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         value_optimizer, actor_optimizer, critic_optimizer = self.optimizers()
         config, agents = self.config, self.agents

@@ -69,6 +69,9 @@ class MAPPO(MultiAgentAlgorithm):
         round_done = self._queue is None or self._queue.exhausted
         return round_done and self.counters["env_steps"] >= self.online.total_env_steps
 
+    def progress(self) -> tuple[str, float, float]:
+        return "env steps", float(self.counters["env_steps"]), float(self.online.total_env_steps)
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
         if self._queue is None or self._queue.exhausted:
             self._queue = self._collect_round()

@@ -106,6 +106,11 @@ class MOMAPPO(MultiAgentAlgorithm):
     def schedule_done(self) -> bool:
         return self.counters["policy_iterations"] >= self.moma.policy_iterations
 
+    def progress(self) -> tuple[str, float, float]:
+        if self.counters["world_model_steps"] < self.moma.world_model_steps:
+            return "world-model steps", float(self.counters["world_model_steps"]), float(self.moma.world_model_steps)
+        return "policy iterations", float(self.counters["policy_iterations"]), float(self.moma.policy_iterations)
+
     def evaluation_ready(self) -> bool:
         return self.counters["world_model_steps"] >= self.moma.world_model_steps
 

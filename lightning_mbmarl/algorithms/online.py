@@ -65,6 +65,9 @@ class OnlineAlgorithm(MultiAgentAlgorithm):
     def schedule_done(self) -> bool:
         return self.counters["env_steps"] >= self.online.total_env_steps and not self.update_in_progress()
 
+    def progress(self) -> tuple[str, float, float]:
+        return "env steps", float(self.counters["env_steps"]), float(self.online.total_env_steps)
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
         datamodule = self.datamodule
         warmup = self.online.warmup_env_steps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -13,6 +14,9 @@ from lightning_mbmarl.data.hdf5_format import FORMAT_VERSION, OfflineDataset
 from lightning_mbmarl.envs import EnvConfig, EnvSpec, StepResult, TeamObservation, make_vector_env
 from lightning_mbmarl.envs.observation import StateObserver
 from lightning_mbmarl.learners.memory import History, clear_histories, empty_history, push_history
+
+#: seconds between progress lines of a dataset collection
+PROGRESS_SECONDS = 30.0
 
 # A team policy: (observations of B environment copies, random generator) -> team actions
 # (int64 [B, N] for discrete actions, float32 [B, N, action_dim] for continuous).
@@ -141,9 +145,15 @@ def collect_dataset(
     spec, rng = env.spec, np.random.default_rng(seed)
     records, infos = [], []
     finished = np.zeros(num_envs, np.int64)
+    reported = started = time.monotonic()
     try:
         team = env.reset(seed)
         while (finished < quotas).any():
+            if time.monotonic() - reported >= PROGRESS_SECONDS:  # collections can take minutes: say how far
+                reported = time.monotonic()
+                done = int(np.minimum(finished, quotas).sum())
+                print(f"collecting {env_config.name} ({produced_by}): {done} / {episodes} episodes after "
+                      f"{reported - started:.0f} s", flush=True)
             actions = np.asarray(policy(team, rng))
             result = env.step(actions)
             records.append(_step_record(team, actions, result, spec))
