@@ -104,9 +104,9 @@ class MBMARLCLI(LightningCLI):
             ]
         callbacks = list(config.trainer.get("callbacks") or [])
         present = {str(c.get("class_path", "")).rsplit(".", 1)[-1] for c in callbacks}
-        if "ModelCheckpoint" not in present:
+        if not present & {"ModelCheckpoint", "LastCheckpoint"}:
             # last.ckpt after every evaluation and at the end: what resuming and notebooks load.
-            callbacks.append(_class_config("lightning.pytorch.callbacks.ModelCheckpoint", save_last=True, save_top_k=0))
+            callbacks.append(_class_config("lightning_mbmarl.callbacks.checkpoint.LastCheckpoint"))
         for callback in callbacks:  # a run folder owns its last.ckpt: a resumed run overwrites it (not last-v1.ckpt)
             if str(callback.get("class_path", "")).endswith("ModelCheckpoint"):
                 callback.init_args = callback.get("init_args") or Namespace()

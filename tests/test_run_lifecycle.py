@@ -92,3 +92,23 @@ def test_default_root_dir_is_the_run_folder(tmp_path, cli, quiet_cli_args):
     assert "exists and is not empty" not in result.stderr  # no spurious log-folder warning
     again = cli(*options)  # a second fresh run into the same folder would mix two runs
     assert again.returncode != 0 and "--output_dir" in again.stderr
+
+
+def test_a_killed_run_leaves_the_checkpoint_of_its_last_evaluation_and_progress_lines(tmp_path, started_cli,
+                                                                                      quiet_cli_args):
+    """Inside MOMA-PPO's world-model phase, with stdout to a pipe (a log file): progress lines over the real
+    schedule, and a last.ckpt at every evaluation interval (Lightning's ModelCheckpoint with save_top_k=0 wrote none
+    until the end), so even a SIGKILL loses at most one interval."""
+    process = started_cli("fit", "--config", "conf/moma_icg_neutral.yaml",
+                          "--model.init_args.moma.world_model_steps=100000",
+                          f"--data.init_args.dataset_path={tmp_path / 'icg.hdf5'}", *quiet_cli_args)
+    seen = []
+    for line in process.stdout:  # the run's progress reports, one per evaluation interval here
+        seen.append(line)
+        if "world-model steps 500 / 100,000" in line:
+            break
+    process.kill()
+    process.wait(timeout=60)
+    assert any("moma_icg_neutral: world-model steps 250 / 100,000 (0%)" in line for line in seen), seen
+    checkpoint = tmp_path / "outputs" / "moma_icg_neutral" / "version_0" / "checkpoints" / "last.ckpt"
+    assert torch.load(checkpoint, weights_only=True)["mbmarl_counters"]["world_model_steps"] >= 250

@@ -4,7 +4,7 @@ Read top to bottom, one training step is one gradient step:
 
 1. **World-model phase** (``world_model_steps`` steps): the centralised Gaussian ensemble (7 members) is fitted to
    dataset batches; at the end the 5 members with the lowest validation error on the held-out split become the
-   elites used for rollouts.
+   elites used for rollouts, and the (untrained) team is evaluated: the learning curve's first point.
 2. **Policy phase** (``policy_iterations`` rounds): each round samples ``rollout_starts`` dataset states with their
    agents' histories, rolls the current policies out for at most ``rollout_length`` steps in the model with the
    uncertainty-penalised reward and adaptive timeouts, computes timeout-aware GAE, then takes one MAPPO minibatch
@@ -162,6 +162,8 @@ class MOMAPPO(MultiAgentAlgorithm):
                 elites = select_elites(errors, self.ensemble.config.elites)
                 self.ensemble.set_elites(elites)
                 values["world_model/elite_validation_error"] = errors[elites].mean()
+                # The learning curve's first point (policy iteration 0), as soon as the world-model phase ends.
+                self._log_evaluation("eval", self.evaluation.episodes)
         return values
 
     @torch.no_grad()
