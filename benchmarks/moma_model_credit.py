@@ -2,7 +2,7 @@
 team acts, when every joint gets zero torque, and under uniform random actions.
 
 If zero torques earn about what the team earns, the model rewards the start states' momentum rather than the
-team's actions, and the policy gradient has little to climb (README, Table 4b). ``--episode-starts`` starts from
+team's actions, and the policy gradient has little to climb (docs/results/moma_ppo.md, Table 4b). ``--episode-starts`` starts from
 the dataset's episode starts instead (the reset states the real team is evaluated from). Reads a run folder of
 ``python -m lightning_mbmarl fit --config conf/moma_<setting>.yaml``: its ``checkpoints/last.ckpt`` and the data
 section of its ``config.yaml``.

@@ -19,7 +19,7 @@ computation on dense features.
 rollout). The candidates themselves, and so the imagined states, are still the float32 model's samples; only which
 one is kept can differ from a float32 look-ahead: where rounding reorders close scores, or flips one of a
 candidate's sampled classes so that its scored future is another sample (tested: the choices are as good).
-On a CPU with bf16 matmul instructions (AVX-512 BF16) it cut a plan's time by 44% (README: MAG cost); where bf16
+On a CPU with bf16 matmul instructions (AVX-512 BF16) it cut a plan's time by 44% (docs/results/mamba_mag.md); where bf16
 matmul is emulated it is slower, and float32 is the better choice.
 
 :class:`PlanningToPredict` makes a world model whose transition plans, so imagination
