@@ -13,6 +13,7 @@ commands:
   validate   greedy evaluation of a checkpoint in the real environment: validate --config CONFIG --ckpt_path CKPT
   test       the same, logged as test/*: test --config CONFIG --ckpt_path CKPT
   dataset    offline HDF5 datasets: dataset make KIND ... | dataset info FILE
+  render     a GIF of one greedy episode of a trained run: render --ckpt_path RUN/checkpoints/last.ckpt --out ep.gif
 
 `{PROG} COMMAND --help` lists a command's options; the README has a quick start."""
 

@@ -169,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         from lightning_mbmarl.data.dataset_tool import main as dataset_main
 
         return dataset_main(words[1:])
+    if words and words[0] == "render":
+        from lightning_mbmarl.render import main as render_main
+
+        return render_main(words[1:])
     verbose = bool(os.environ.get(VERBOSE_ENV)) or "--verbose" in words
     words = [w for w in words if w != "--verbose"]
     launching = RUN_DIR_ENV not in os.environ

@@ -57,3 +57,35 @@ def test_model_error_notebook_runs_on_tiny_checkpoints(tmp_path, monkeypatch):
                       for output in cell.outputs)
     assert "MAMBA - MAG" in printed and "step  3" in printed
     assert any("image/png" in output.get("data", {}) for output in notebook.cells[-1].outputs)  # the figure
+
+
+QUICKSTART = NOTEBOOK.parent / "quickstart.ipynb"
+
+
+def run_notebook(path: Path) -> list:
+    notebook = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}}).execute()
+    return notebook.cells
+
+
+def test_quickstart_notebook_evaluates_plots_and_shows_an_episode(tmp_path, monkeypatch, cli):
+    result = cli("fit", "--config", "conf/moma_icg_unfavorable.yaml", "--model.init_args.moma.world_model_steps=50",
+                 "--model.init_args.moma.policy_iterations=2", "--model.init_args.moma.rollout_starts=16",
+                 "--trainer.val_check_interval=20", f"--data.init_args.dataset_path={tmp_path / 'icg.hdf5'}",
+                 f"--output_dir={tmp_path / 'outputs'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    monkeypatch.setenv("QUICKSTART_RUN", str(tmp_path / "outputs" / "moma_icg_unfavorable" / "version_0"))
+    monkeypatch.setenv("QUICKSTART_EPISODES", "5")
+    cells = run_notebook(QUICKSTART)
+    printed = "".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.outputs)
+    assert "MOMAPPO on icg" in printed and "normalized_score" in printed and "episode return" in printed
+    assert any("image/png" in o.get("data", {}) for c in cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_notebooks_say_clearly_when_their_checkpoints_are_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUICKSTART_RUN", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("MAMBA_CHECKPOINT", str(tmp_path / "nowhere.ckpt"))
+    for path in (QUICKSTART, NOTEBOOK):
+        with pytest.raises(nbclient.exceptions.CellExecutionError, match="Train .* first"):
+            run_notebook(path)

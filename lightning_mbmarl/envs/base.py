@@ -193,6 +193,13 @@ class MultiAgentEnv(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release simulator resources."""
 
+    #: constructor options that make a copy able to draw itself (:meth:`render`); None: it cannot
+    render_options: dict[str, Any] | None = None
+
+    def render(self) -> np.ndarray:
+        """The current frame, RGB ``uint8 [H, W, 3]``, for a copy built with :attr:`render_options`."""
+        raise NotImplementedError(f"{self.spec.name} cannot draw itself")
+
 
 class VectorMultiAgentEnv:
     """``B`` copies of a :class:`MultiAgentEnv` stepped together, with same-step auto-reset.

@@ -220,5 +220,14 @@ class MaMuJoCoEnv(MultiAgentEnv):
             "state_fields": {name: list(span) for name, span in self.state_fields.items()},
         }
 
+    #: MuJoCo's off-screen renderer (``MUJOCO_GL``: EGL by default here, OSMesa or GLFW where that is what exists)
+    render_options = {"render_mode": "rgb_array"}
+
+    def render(self) -> np.ndarray:
+        frame = self._env.render()
+        if frame is None:
+            raise NotImplementedError(f"mamujoco {self.scenario}: build the copy with {self.render_options} to draw it")
+        return np.asarray(frame, np.uint8)
+
     def close(self) -> None:
         self.mamujoco.close()

@@ -26,6 +26,7 @@ Conventions of this adapter:
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 import numpy as np
@@ -76,11 +77,15 @@ def _spec(name: str, env: Any, episode_length: int) -> EnvSpec:
 class MPEEnv(MultiAgentEnv):
     """One copy of an mpe2 task behind the common interface; see the module docstring for the conventions."""
 
+    render_options = {"render_mode": "rgb_array"}  # mpe2 draws with pygame (SDL's dummy video driver off-screen)
+
     def __init__(
         self, name: str, episode_length: int = 25, continuous_actions: bool = True, **scenario_kwargs: Any
     ) -> None:
         if episode_length < 1:
             raise ValueError(f"{name}: episode_length must be >= 1, got {episode_length}")
+        if scenario_kwargs.get("render_mode"):
+            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         self._env = _parallel_env(
             name, max_cycles=episode_length, continuous_actions=continuous_actions, **scenario_kwargs
         )
@@ -144,6 +149,12 @@ class MPEEnv(MultiAgentEnv):
         self._running = not (terminated or truncated)
         obs, state, reward = self._pad(observations), self._env.state().astype(np.float32), float(agent_rewards.mean())
         return obs, state, self._avail.copy(), reward, agent_rewards, terminated, truncated, {}
+
+    def render(self) -> np.ndarray:
+        frame = self._env.render()
+        if frame is None:
+            raise NotImplementedError(f"{self.spec.name}: build the copy with {self.render_options} to draw it")
+        return np.asarray(frame, np.uint8)
 
     def close(self) -> None:
         self._env.close()
