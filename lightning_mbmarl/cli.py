@@ -4,7 +4,8 @@ and ``python -m lightning_mbmarl dataset {make,info} ...`` (dataset tools).
 Every run gets its own folder ``<output_dir>/<experiment>/version_<k>/`` holding ``config.yaml``, TensorBoard
 events, ``metrics.csv``, ``checkpoints/`` and plots. The experiment name defaults to the config file's name. The
 folder is chosen once, by the launching process, and handed to DDP worker processes through an environment
-variable, so every rank agrees on it.
+variable, so every rank agrees on it. In a SLURM batch job the folder is ``slurm_<job>`` instead, the same for every
+task of the job and found again when the job is requeued (:mod:`lightning_mbmarl.slurm`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from lightning_mbmarl.callbacks.graceful_stop import GracefulStop
 from lightning_mbmarl.cli_errors import VERBOSE_ENV, short_message
 from lightning_mbmarl.data.hdf5_format import DatasetError
 from lightning_mbmarl.nn.fast_path import keep_freed_memory, native_bf16
+from lightning_mbmarl.slurm import LAST_CHECKPOINT, job_run_dir, slurm_job
 
 RUN_DIR_ENV = "LIGHTNING_MBMARL_RUN_DIR"
 
@@ -126,8 +128,10 @@ class MBMARLCLI(LightningCLI):
         """The run's folder, and whether it continues a run that is already there.
 
         ``--trainer.default_root_dir DIR`` is the folder itself; ``fit --ckpt_path <run>/checkpoints/X.ckpt`` of a
-        run made by this command line continues in ``<run>``; otherwise a fresh ``<output_dir>/<experiment>/
-        version_<k>`` (removed again by :func:`main` if the run fails before it starts).
+        run made by this command line continues in ``<run>``; ``fit`` in a SLURM batch job uses ``<output_dir>/
+        <experiment>/slurm_<job>`` and resumes from its ``last.ckpt`` when the job was requeued
+        (:mod:`lightning_mbmarl.slurm`); otherwise a fresh ``<output_dir>/<experiment>/version_<k>`` (removed again
+        by :func:`main` if the run fails before it starts).
         """
         checkpoint = config.get("ckpt_path")
         resumes = None
@@ -147,8 +151,15 @@ class MBMARLCLI(LightningCLI):
             return str(chosen), resumes is not None
         if resumes is not None:
             return str(resumes), True
-        experiment = config.get("experiment") or self._experiment_from_config_file(config)
-        return str(next_run_dir(config.get("output_dir") or "outputs", experiment)), False
+        experiment_dir = Path(config.get("output_dir") or "outputs") / (
+            config.get("experiment") or self._experiment_from_config_file(config))
+        job = slurm_job()
+        if job is not None and self.subcommand == "fit" and not checkpoint:
+            run, resumed = job_run_dir(experiment_dir, job)
+            if resumed:
+                config.ckpt_path = str(run / LAST_CHECKPOINT)
+            return str(run), resumed
+        return str(next_run_dir(experiment_dir.parent, experiment_dir.name)), False
 
     @staticmethod
     def _experiment_from_config_file(config) -> str:

@@ -21,8 +21,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _cli_env() -> dict[str, str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(free_port())}
+def _cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(free_port()), **(extra or {})}
     env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
     return env
 
@@ -35,9 +35,9 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
     )
 
 
-def start_cli(*args: str) -> subprocess.Popen:
-    """:func:`run_cli` started in the background (to be signalled), output captured."""
-    return subprocess.Popen([sys.executable, "-m", "lightning_mbmarl", *args], cwd=REPO, env=_cli_env(),
+def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """:func:`run_cli` started in the background (to be signalled), output captured; ``env``: extra variables."""
+    return subprocess.Popen([sys.executable, "-m", "lightning_mbmarl", *args], cwd=REPO, env=_cli_env(env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -5,6 +5,7 @@ run resumed does not train; a failed start leaves no folder; --trainer.default_r
 from __future__ import annotations
 
 import csv
+import os
 import signal
 import time
 
@@ -112,3 +113,39 @@ def test_a_killed_run_leaves_the_checkpoint_of_its_last_evaluation_and_progress_
     assert any("moma_icg_neutral: world-model steps 250 / 100,000 (0%)" in line for line in seen), seen
     checkpoint = tmp_path / "outputs" / "moma_icg_neutral" / "version_0" / "checkpoints" / "last.ckpt"
     assert torch.load(checkpoint, weights_only=True)["mbmarl_counters"]["world_model_steps"] >= 250
+
+
+def test_slurm_requeue_signal_saves_requeues_and_the_requeued_job_resumes(tmp_path, started_cli, quiet_cli_args):
+    """A SLURM batch job (its variables, and an ``scontrol`` that records its arguments): SIGUSR1 saves last.ckpt at
+    the next step boundary and requeues the job; the requeued job, the same command line, resumes in the job's own
+    folder and finishes the schedule."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'scontrol.log'}\n")
+    scontrol.chmod(0o755)
+    slurm = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "mbmarl",
+             "SLURM_NTASKS": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
+    options = ["fit", "--config", "conf/mamba_icg.yaml", *TINY_MAMBA, *quiet_cli_args]
+    run = tmp_path / "outputs" / "mamba_icg" / "slurm_4242"
+    process = started_cli(*options, env=slurm)
+    deadline = time.time() + 300
+    while not (run / "metrics.csv").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, process.communicate()[1][-3000:]
+    process.send_signal(signal.SIGUSR1)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGUSR1, stderr[-3000:]
+    assert "SIGUSR1 received" in stderr and "requeueing the SLURM job" in stderr
+    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]
+    stopped = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["mbmarl_counters"]
+    assert stopped["env_steps"] < 2000
+
+    requeued = started_cli(*options, env={**slurm, "SLURM_RESTART_COUNT": "1"})
+    _, stderr = requeued.communicate(timeout=600)
+    assert requeued.returncode == 0, stderr[-3000:]
+    assert "resuming from" in stderr
+    assert sorted(p.name for p in run.parent.iterdir()) == ["slurm_4242"]
+    assert (run / "config_resume_1.yaml").exists()
+    final = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["mbmarl_counters"]
+    assert final["env_steps"] == 2000 and final["world_model_steps"] == 20 * final["updates"]

@@ -5,8 +5,12 @@ exactly where the run stopped.
 A cluster's pre-emption sends SIGTERM; Ctrl-C sends SIGINT (a second Ctrl-C stops at once, as Python does). Long
 training steps (a MAMBA/MAG iteration) poll :meth:`~lightning_mbmarl.algorithms.base.MultiAgentAlgorithm.
 stop_requested` between their parts, so the stop comes within seconds. Under DDP the request is shared by all ranks
-at those points. The handlers replace Lightning's SIGTERM handler for the training loop; Lightning's own SLURM
-auto-requeue signal (SIGUSR1: checkpoint and requeue) is left to Lightning.
+at those points. The handlers replace Lightning's SIGTERM handler for the training loop.
+
+In a SLURM batch job the requeue signal (SIGUSR1 unless the run's ``SLURMEnvironment`` says otherwise) does the same
+and then requeues the job; the requeued job resumes from ``last.ckpt`` in its own folder (:mod:`lightning_mbmarl.
+slurm`). This replaces Lightning's requeue handler, which saves a checkpoint from inside the signal handler, in the
+middle of a step.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
+from lightning_mbmarl.slurm import requeue, requeue_signal, slurm_job
+
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -30,12 +36,14 @@ class GracefulStop(L.Callback):
         self.signal_received: int | None = None
         self._module: Any = None
         self._previous: dict[int, Any] = {}
+        self._requeue_signal: int | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # After Lightning installed its own SIGTERM handler, which would end the run at the next step with a
         # SystemExit of status 0 and no checkpoint: this one replaces it.
         self._module = pl_module
-        for signum in SIGNALS:
+        self._requeue_signal = requeue_signal(trainer.strategy)
+        for signum in SIGNALS + ((self._requeue_signal,) if self._requeue_signal is not None else ()):
             self._previous[signum] = signal.getsignal(signum)
             signal.signal(signum, self._handle)
 
@@ -43,8 +51,10 @@ class GracefulStop(L.Callback):
         if getattr(self._module, "_stop_signal", None) is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
         name = signal.Signals(signum).name
-        print(f"\nlightning_mbmarl: {name} received: saving last.ckpt at the next step boundary, then stopping "
-              f"(resume with --ckpt_path .../checkpoints/last.ckpt)", file=sys.stderr, flush=True)
+        then = ("requeueing the SLURM job, which resumes from it" if signum == self._requeue_signal
+                else "stopping (resume with --ckpt_path .../checkpoints/last.ckpt)")
+        print(f"\nlightning_mbmarl: {name} received: saving last.ckpt at the next step boundary, then {then}",
+              file=sys.stderr, flush=True)
         self._module._stop_signal = signum
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -55,6 +65,8 @@ class GracefulStop(L.Callback):
         trainer.should_stop = True
         self.signal_received = pl_module._stop_signal or signal.SIGTERM  # another rank's signal: report SIGTERM
         rank_zero_info(f"lightning_mbmarl: stopped on {signal.Signals(self.signal_received).name}; saved {path}")
+        if self.signal_received == self._requeue_signal and trainer.is_global_zero and requeue(slurm_job()):
+            rank_zero_info(f"lightning_mbmarl: requeued SLURM job {slurm_job()}")
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore()
