@@ -2,8 +2,8 @@
 
 Loads the run's method and environment from the run folder (``config.yaml`` beside ``checkpoints/``), plays one
 greedy episode and writes its frames as a GIF. Environments that draw themselves do so (MPE through mpe2's pygame
-renderer, MaMuJoCo through MuJoCo's off-screen renderer, EGL by default); the others (the ICG, Climb, SMAX, SMACv2)
-are drawn as a chart of each step: every agent's action and the return so far. Where drawing is impossible on the
+renderer, MaMuJoCo through MuJoCo's off-screen renderer, EGL by default, SMAX through JaxMARL's visualiser); the
+others (the ICG, Climb, SMACv2) are drawn as a chart of each step: every agent's action and the return so far. Where drawing is impossible on the
 machine (no OpenGL for MuJoCo, say) the error says what failed and how to fall back (``--chart``).
 """
 

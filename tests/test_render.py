@@ -39,3 +39,25 @@ def test_render_draws_an_mpe_episode_with_its_own_renderer(tmp_path, cli):
 def test_render_names_a_missing_run(tmp_path, cli):
     result = cli("render", f"--ckpt_path={tmp_path / 'nowhere' / 'checkpoints' / 'last.ckpt'}")
     assert result.returncode == 2 and "config.yaml" in result.stderr
+
+
+def test_smax_draws_itself_with_jaxmarls_visualiser():
+    pytest.importorskip("jaxmarl", reason="SMAX needs the smax extra: pip install -e '.[smax]'")
+    import numpy as np
+
+    from lightning_mbmarl.envs import EnvConfig, make_env
+
+    env = make_env(EnvConfig("smax", {"map": "3m"}))
+    assert env.render_options == {}
+    _, _, avail = env.reset(seed=0)
+    first = env.render()
+    for _ in range(5):
+        actions = np.array([np.flatnonzero(a)[-1] for a in avail])  # an attack where one is available, else a move
+        _, _, avail, *_ = env.step(actions)
+    later = env.render()
+    assert first.shape == later.shape == (480, 480, 3) and first.dtype == np.uint8
+    blue = (first[..., 2] > 150) & (first[..., 0] < 100) & (first[..., 1] < 100)
+    green = (first[..., 1] > 100) & (first[..., 0] < 100) & (first[..., 2] < 100)
+    assert blue.sum() > 50 and green.sum() > 50  # three marines a side, allies blue and enemies green
+    assert not np.array_equal(first, later)  # the units moved
+    env.close()

@@ -284,6 +284,27 @@ class SMAXEnv(MultiAgentEnv):
         agent_rewards = np.full(self.spec.n_agents, reward, np.float32)
         return *out.final, reward, agent_rewards, terminated, truncated, {"won": bool(out.won)}
 
+    render_options: dict[str, Any] | None = {}  # JaxMARL's own SMAX drawing, through matplotlib
+
+    def render(self) -> np.ndarray:
+        """The battle as JaxMARL's SMAX visualiser draws it (allies blue, enemies green, paler while being shot):
+        RGB ``uint8 [480, 480, 3]``."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        if self._env_state is None:
+            raise RuntimeError(f"{self.spec.name}: call reset() before render()")
+        env, units = self.battle.env, self._env_state.state
+        attacks = {agent: units.prev_attack_actions[i] for i, agent in enumerate(env.all_agents)}
+        figure, axes = plt.subplots(figsize=(6, 6), dpi=80)  # square: JaxMARL reads its canvas as [W, H]
+        try:
+            image = env.init_render(axes, (None, units, attacks), 0, int(units.step))
+            return np.asarray(image.get_array())[..., :3].astype(np.uint8)
+        finally:
+            plt.close(figure)
+
 
 class SMAXVectorEnv(VectorMultiAgentEnv):
     """``num_envs`` SMAX copies in one ``jax.jit(jax.vmap(...))`` call per step, with same-step auto-reset."""
