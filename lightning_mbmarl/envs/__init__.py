@@ -55,6 +55,20 @@ def _register_builtin() -> None:
         return SMAXVectorEnv(num_envs, **kwargs)
 
     register_env("smax", smax, smax_vector)
+    # flatland.py imports flatland-rl (the flatland extra plus flatland-rl itself, see its INSTALL_HINT) only when a
+    # Flatland env is built; "flatland" starts from MABL's 5-agent task, "flatland_10" from its 10-agent task.
+    def flatland(**kwargs: Any) -> MultiAgentEnv:
+        from lightning_mbmarl.envs.flatland import FlatlandEnv
+
+        return FlatlandEnv(**kwargs)
+
+    def flatland_10(**kwargs: Any) -> MultiAgentEnv:
+        from lightning_mbmarl.envs.flatland import TEN_AGENTS, FlatlandEnv
+
+        return FlatlandEnv(**{**TEN_AGENTS, **kwargs})
+
+    register_env("flatland", flatland)
+    register_env("flatland_10", flatland_10)
     # smacv2.py imports smacv2 (and needs StarCraft II) only when an environment is built.
     from lightning_mbmarl.envs.smacv2 import SMACv2Env
 
