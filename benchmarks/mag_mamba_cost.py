@@ -1,18 +1,20 @@
-"""Cost of one MAG training iteration against one MAMBA iteration, same settings, one process.
+"""Cost of one MAG and one MABL training iteration against one MAMBA iteration, same settings, one process.
 
-Both methods are built from their SMAX configs (``conf/mamba_smax_<map>.yaml`` and ``conf/mag_smax_<map>.yaml``,
-identical except MAG's planning and R̂_m) and trained for ``--iterations`` iterations after warm-up; an iteration is
-one training step (collect ``env_steps_per_update`` environment steps, ``model_updates`` world-model steps and, for
-MAG, as many R̂_m steps, then ``policy_rounds`` rounds of imagination + PPO epochs). The first iteration of each run is
-not timed (allocator and JIT warm-up). Methods alternate run by run (``--repeats``) so machine load hits both alike.
+Each method is built from its SMAX config (``conf/<method>_smax_<map>.yaml``: MAG's is MAMBA's plus planning and R̂_m,
+MABL's has the same schedule and widths with the bi-level world model) and trained for ``--iterations`` iterations
+after warm-up; an iteration is one training step (collect ``env_steps_per_update`` environment steps,
+``model_updates`` world-model steps and, for MAG, as many R̂_m steps, then ``policy_rounds`` rounds of imagination +
+PPO epochs). The first iteration of each run is not timed (allocator and JIT warm-up). Methods alternate run by run
+(``--repeats``) so machine load hits them alike.
 
-Prints a per-phase breakdown (median seconds) and, last, ``MAG/MAMBA iteration cost ratio: <x>`` (ratio of median
-iteration times). Where the MAG config scores candidates in bf16 (``planning.lookahead_dtype``), it also prints, on
+Prints a per-phase breakdown (median seconds) and, last, ``<METHOD>/MAMBA iteration cost ratio: <x>`` for each other
+method (ratios of median iteration times). Where the MAG config scores candidates in bf16 (``planning.lookahead_dtype``), it also prints, on
 the trained model's start states, how often a plan chooses the candidate a float32 look-ahead chooses and how good
 the chosen candidates are (:func:`lookahead_check`). ``--batch-size`` shrinks the replay windows per batch for both
 methods (every phase scales with it, so the ratio stays comparable) when the full size is too slow for the machine.
 
     OMP_NUM_THREADS=1 python benchmarks/mag_mamba_cost.py --iterations 3 --batch-size 8
+    OMP_NUM_THREADS=1 python benchmarks/mag_mamba_cost.py --methods mamba mabl --iterations 2 --batch-size 8
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from lightning_mbmarl.algorithms.mamba import evaluation_mode
 from lightning_mbmarl.world_models.planning import LOOKAHEAD_DTYPES, LookAhead, plan_prediction
 from timing import timed_fit
 
+METHODS = ("mamba", "mag", "mabl")
 #: the methods each iteration's phases are timed by
 PHASES = {"learn_world_model": "world-model steps (MAG: + R_m steps)",
           "learn_policy": "policy rounds (imagination + PPO)",
-          "imagine_from": "of which imagination (MAG: with planning)"}
+          "imagine_from": "of which imagination (MAG: with planning; MABL: both levels)"}
 
 
 #: fresh float32 futures each candidate is valued by in :func:`lookahead_check`
@@ -104,25 +107,30 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="runs of each method, alternating")
     parser.add_argument("--batch-size", type=int, default=40, help="replay windows per batch (config: 40)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
+                        help="methods to time (MAMBA, the reference, is always timed)")
     args = parser.parse_args()
+    methods = ["mamba", *[m for m in args.methods if m != "mamba"]]
     sys.argv = sys.argv[:1]  # the CLI below gets its arguments explicitly
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); map {args.map}, batch {args.batch_size} "
           f"windows, {args.iterations} timed iteration(s) x {args.repeats} run(s) per method")
-    times: dict[str, list[float]] = {"mamba": [], "mag": []}
-    phases: dict[str, list[dict[str, float]]] = {"mamba": [], "mag": []}
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    phases: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
     with tempfile.TemporaryDirectory() as output_dir:
         for _ in range(args.repeats):
-            for method in ("mamba", "mag"):
+            for method in methods:
                 iteration_times, per_phase = run(method, args, output_dir)
                 times[method] += iteration_times
                 phases[method].append(per_phase)
-    print("\n| phase (s per timed iteration) | MAMBA | MAG |\n|---|---|---|")
+    print("\n| phase (s per timed iteration) | " + " | ".join(m.upper() for m in methods) + " |")
+    print("|---" * (len(methods) + 1) + "|")
     for name in phases["mamba"][0]:
-        print(f"| {name} | {statistics.median(p[name] for p in phases['mamba']):.2f} | "
-              f"{statistics.median(p[name] for p in phases['mag']):.2f} |")
-    mamba, mag = statistics.median(times["mamba"]), statistics.median(times["mag"])
-    print(f"| whole iteration (median of timed) | {mamba:.2f} | {mag:.2f} |\n")
-    print(f"MAG/MAMBA iteration cost ratio: {mag / mamba:.2f}")
+        print(f"| {name} | " + " | ".join(f"{statistics.median(p[name] for p in phases[m]):.2f}" for m in methods)
+              + " |")
+    median = {m: statistics.median(times[m]) for m in methods}
+    print("| whole iteration (median of timed) | " + " | ".join(f"{median[m]:.2f}" for m in methods) + " |\n")
+    for method in methods[1:]:
+        print(f"{method.upper()}/MAMBA iteration cost ratio: {median[method] / median['mamba']:.2f}")
 
 
 if __name__ == "__main__":

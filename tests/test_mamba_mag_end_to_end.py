@@ -1,6 +1,6 @@
 """MAMBA and MAG end to end through the command line: MAG on SMAX 2s3z at tiny sizes, in one process and in
-two-process DDP on CPU with bf16-mixed; both learning the Iterated Coordination Game from imagined play; checkpoints
-moving between compiled and eager runs."""
+two-process DDP on CPU with bf16-mixed; MAMBA, MAG and MABL learning the Iterated Coordination Game from imagined
+play; checkpoints moving between compiled and eager runs."""
 
 from pathlib import Path
 
@@ -64,7 +64,7 @@ def test_mag_two_process_ddp_on_cpu_in_bf16_mixed(tmp_path, cli, read_metric, qu
     assert len(replay["ranks"]) == 2  # each rank's replay buffer, gathered on rank 0
 
 
-@pytest.mark.parametrize("method", ["mamba", "mag"])
+@pytest.mark.parametrize("method", ["mamba", "mag", "mabl"])
 def test_learns_a_convention_on_the_icg_from_imagined_play(method, tmp_path, cli, read_metric_values, quiet_cli_args):
     """conf/<method>_icg.yaml as shipped (2500 environment steps, about a minute): the sampled team's return per
     10-step episode rises from uniform random play's 5 to a convention's 10. Only the world model's imagination

@@ -99,14 +99,21 @@ class MAMBA(OnlineAlgorithm):
         self.save_config_hyperparameters()
         self.fast = FastPath(as_config(fast, FastPathConfig))
         self.mamba, self.mappo_config = as_config(mamba, MAMBAConfig), as_config(mappo, MAPPOConfig)
-        self.world_model = RSSMWorldModel(self.env_spec, as_config(world_model, RSSMConfig))
-        self.actor_critic = LatentActorCritic(self.env_spec, self.world_model.layout, self.mappo_config,
-                                              as_config(critic, AttentionCriticConfig))
+        self.world_model = self.build_world_model(world_model)
+        self.actor_critic = self.build_actor_critic(as_config(critic, AttentionCriticConfig))
         alpha = torch.full((self.env_spec.n_agents,), self.mappo_config.initial_entropy_alpha)
         self.register_buffer("entropy_alpha", alpha)  # fixed unless mappo.entropy_coef_lr > 0
         self.counters.update(world_model_steps=0, policy_updates=0, imagined_transitions=0,
                              iteration_model_updates=0, iteration_policy_rounds=0)  # parts of the current iteration
         self._filters: dict[bool, RSSMState] = {}  # posterior of each acting stream (key: greedy), [E, N]
+
+    def build_world_model(self, config: RSSMConfig | dict[str, Any]) -> RSSMWorldModel:
+        """The world model (subclasses: another kind, e.g. MABL's bi-level model)."""
+        return RSSMWorldModel(self.env_spec, as_config(config, RSSMConfig))
+
+    def build_actor_critic(self, critic: AttentionCriticConfig) -> LatentActorCritic:
+        """The learner on the world model's features."""
+        return LatentActorCritic(self.env_spec, self.world_model.layout, self.mappo_config, critic)
 
     def configure_optimizers(self):
         return [self.fast.adam(self.world_model.parameters(), self.trainer_precision,
@@ -121,17 +128,22 @@ class MAMBA(OnlineAlgorithm):
     @torch.no_grad()
     def act(self, obs: torch.Tensor, avail: torch.Tensor, history: History, greedy: bool) -> torch.Tensor:
         """Filter each copy's posterior with the last action and ``obs [E, N, O]``, then act on its features."""
+        return self.actor_critic.act(self.filtered(obs, history, greedy).features, avail, greedy)[0]
+
+    def filtered(self, obs: torch.Tensor, history: History, greedy: bool) -> RSSMState:
+        """Each copy's filter advanced by the last action and ``obs [E, N, O]`` (``world_model.filter_step``):
+        ``[E, N]``. Sampled and greedy play keep separate filters; a new stream restarts its filter."""
         _, history_action, history_mask = history
         if history_action is None or history_mask is None:
             raise ValueError(f"{type(self).__name__}.act needs the last step of history (history_length = 1)")
         is_first = ~history_mask[:, -1]  # the history restarts with each episode
         state = self._filters.get(greedy)
         if state is None or state.deter.shape[0] != obs.shape[0]:  # a new stream (e.g. after warm-up): restart
-            state, is_first = self.world_model.reset_prior(is_first.shape), torch.ones_like(is_first)
-        with evaluation_mode(self.world_model):
+            state, is_first = self.world_model.filter_start(is_first.shape), torch.ones_like(is_first)
+        with evaluation_mode(self.world_model):  # the last actions, one-hot [E, N, A]
             state = self.world_model.filter_step(state, history_action[:, :, -1], obs, is_first)
         self._filters[greedy] = state
-        return self.actor_critic.act(state.features, avail, greedy)[0]
+        return state
 
     def latent_policy(self, features: torch.Tensor, avail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The current policy sampling in imagination: ``(actions, log_probs)`` ``[..., N]``."""
@@ -167,9 +179,13 @@ class MAMBA(OnlineAlgorithm):
         """One world-model gradient step on replay windows ``[B, L, ...]``; scalars to log."""
         with self.fast.autocast(self.device):
             losses = self.fast.compile("world_model_loss", world_model_loss)(self.world_model, batch)
+        return self.world_model_step(losses, TERMS)
+
+    def world_model_step(self, losses: dict[str, torch.Tensor], terms: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """The optimiser step of a world-model loss (``losses["loss"]``); its ``terms`` as scalars to log."""
         optimizer_step(self, self.optimizers()[0], losses["loss"], self.world_model.config.grad_clip)
         self.counters["world_model_steps"] += 1
-        return {f"world_model/{k}": losses[k].detach() for k in ("loss", *TERMS)}
+        return {f"world_model/{k}": losses[k].detach() for k in ("loss", *terms)}
 
     def rollout_model(self, length: int) -> RSSMWorldModel:
         """The model a rollout of ``length`` steps (imagination, model-error curves) steps with (MAMBA: the world

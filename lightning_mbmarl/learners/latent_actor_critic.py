@@ -87,24 +87,49 @@ class AttentionCritic(nn.Module):
 class LatentActorCritic(nn.Module):
     """Policy and critic on latent features (see the module docstring); duck-types what ``ppo_loss`` reads."""
 
-    def __init__(self, spec: EnvSpec, layout: LatentLayout, config: MAPPOConfig, critic: AttentionCriticConfig) -> None:
+    def __init__(self, spec: EnvSpec, layout: LatentLayout, config: MAPPOConfig, critic: AttentionCriticConfig,
+                 policy_layout: LatentLayout | None = None) -> None:
         super().__init__()
         if not spec.discrete:
             raise ValueError(f"LatentActorCritic: {spec.name!r} has continuous actions; MAMBA's policy is categorical")
         self.spec, self.layout, self.config = spec, layout, config
-        self.policy = CategoricalPolicy(spec, layout.width, config.hidden, config.share_parameters)
+        # The policy may read a part of the features: the first policy_layout.deter dense columns and the first
+        # policy_layout.categoricals one-hot blocks (MABL: each agent's own level, [h^a, z^a] of [h^a, h^g, z^a, z^g]).
+        self.policy_layout = policy_layout or layout
+        if self.policy_layout.deter > layout.deter or self.policy_layout.categoricals > layout.categoricals:
+            raise ValueError(f"LatentActorCritic: policy_layout {self.policy_layout} must be a part of {layout}")
+        self.policy = CategoricalPolicy(spec, self.policy_layout.width, config.hidden, config.share_parameters)
         self.critic = AttentionCritic(spec.n_agents, layout.width, config.hidden, critic)
+
+    def policy_inputs(self, deter: torch.Tensor, hot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The policy's part of features given as ``layout``'s ``(deter [..., D], hot [..., C])``, in the policy's
+        own columns."""
+        p = self.policy_layout
+        if p == self.layout:
+            return deter, hot
+        return deter[..., : p.deter], hot[..., : p.categoricals] - (self.layout.deter - p.deter)
 
     def distribution(self, features: torch.Tensor, avail: torch.Tensor) -> MaskedCategorical:
         """The policy on latent features ``[..., N, F]`` under availability bool ``[..., N, A]``."""
-        return self.policy.forward_one_hot(*self.layout.split(features), avail)
+        return self.policy.forward_one_hot(*self.policy_inputs(*self.layout.split(features)), avail)
 
     @torch.no_grad()
     def act(
         self, features: torch.Tensor, avail: torch.Tensor, greedy: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Actions int64 ``[..., N]`` (sampled, or the most likely) and their float32 log-probs ``[..., N]``."""
-        dist = self.distribution(features, avail)
+        return self._choose(self.distribution(features, avail), greedy)
+
+    @torch.no_grad()
+    def act_on_policy_features(
+        self, features: torch.Tensor, avail: torch.Tensor, greedy: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`act` given only the policy's part of the features, ``[..., N, policy_layout.width]`` (decentralised
+        execution: nothing else is needed)."""
+        return self._choose(self.policy.forward_one_hot(*self.policy_layout.split(features), avail), greedy)
+
+    @staticmethod
+    def _choose(dist: MaskedCategorical, greedy: bool) -> tuple[torch.Tensor, torch.Tensor]:
         actions = dist.mode() if greedy else dist.sample()
         return actions, dist.log_prob(actions)
 
@@ -114,7 +139,7 @@ class LatentActorCritic(nn.Module):
 
     def evaluate_actions(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(log_probs [M, N], entropy [M, N], values [M])`` in float32, for ``ppo_loss``."""
-        dist = self.policy.forward_one_hot(batch["deter"], batch["hot"], batch["avail"])
+        dist = self.policy.forward_one_hot(*self.policy_inputs(batch["deter"], batch["hot"]), batch["avail"])
         return dist.log_prob(batch["action"]), dist.entropy(), self.critic.forward_one_hot(batch["deter"], batch["hot"])
 
     def parameter_groups(self) -> list[dict[str, Any]]:

@@ -160,7 +160,7 @@ def sample_from_probs(probs: torch.Tensor, uniform: torch.Tensor | None = None) 
     return (cdf <= u).sum(dim=-1).clamp_(max=probs.shape[-1] - 1)  # clamp: u rounded up to the total
 
 
-def _mlp(in_features: int, hidden: int, out_features: int, layers: int) -> nn.Sequential:
+def mlp(in_features: int, hidden: int, out_features: int, layers: int) -> nn.Sequential:
     """``layers`` ReLU hidden layers of width ``hidden`` then a linear output (float32 inside autocast regions)."""
     sizes = [in_features] + [hidden] * layers
     modules: list[nn.Module] = []
@@ -189,19 +189,19 @@ class RSSMWorldModel(nn.Module):
         self.register_buffer("obs_mask", torch.as_tensor(spec.observation_mask()), persistent=False)
         self.register_buffer("action_mask", torch.as_tensor(spec.action_mask()), persistent=False)
 
-        self.encoder = nn.Sequential(_mlp(spec.obs_dim, c.hidden, c.embed, 1), nn.ReLU())
+        self.encoder = nn.Sequential(mlp(spec.obs_dim, c.hidden, c.embed, 1), nn.ReLU())
         self.transition_input = nn.Sequential(nn.Linear(spec.action_dim + self.stoch_dim, c.hidden), nn.ReLU())
         self.attention = AgentAttention(spec.n_agents, c.hidden, c.attention_layers, c.attention_heads,
                                         c.attention_feedforward, c.attention_dropout)
         self.cell = nn.GRUCell(c.hidden, c.deter)
-        self.prior_head = _mlp(c.deter, c.hidden, self.stoch_dim, 1)
-        self.posterior_head = _mlp(c.deter + c.embed, c.hidden, self.stoch_dim, 1)
+        self.prior_head = mlp(c.deter, c.hidden, self.stoch_dim, 1)
+        self.posterior_head = mlp(c.deter + c.embed, c.hidden, self.stoch_dim, 1)
 
-        self.decoder = _mlp(self.feature_dim, c.hidden, spec.obs_dim, 1)
-        self.reward_head = _mlp(self.feature_dim, c.hidden, 1, c.head_layers)
-        self.pcont_head = _mlp(self.feature_dim, c.hidden, 1, c.head_layers)
-        self.avail_head = _mlp(self.feature_dim, c.hidden, spec.action_dim, c.head_layers)
-        self.action_head = _mlp(2 * self.feature_dim, c.hidden, spec.action_dim, c.head_layers)
+        self.decoder = mlp(self.feature_dim, c.hidden, spec.obs_dim, 1)
+        self.reward_head = mlp(self.feature_dim, c.hidden, 1, c.head_layers)
+        self.pcont_head = mlp(self.feature_dim, c.hidden, 1, c.head_layers)
+        self.avail_head = mlp(self.feature_dim, c.hidden, spec.action_dim, c.head_layers)
+        self.action_head = mlp(2 * self.feature_dim, c.hidden, spec.action_dim, c.head_layers)
 
     # ------------------------------------------------------------------------------------------ latent steps
     def _latent(self, deter: torch.Tensor, logits: torch.Tensor, uniform: torch.Tensor | None = None) -> RSSMState:
@@ -219,6 +219,10 @@ class RSSMWorldModel(nn.Module):
         p = self.cell.weight_hh
         deter = torch.zeros(self.n_agents, self.config.deter, device=p.device, dtype=p.dtype)
         return self._latent(deter, self.prior_head(deter)).map(lambda x: x.expand(*batch_shape, *x.shape))
+
+    def filter_start(self, batch_shape: tuple[int, ...] | torch.Size) -> RSSMState:
+        """The state an acting filter starts from, ``[*batch_shape, N]``: the reset prior."""
+        return self.reset_prior(batch_shape)
 
     def imagine_step(self, state: RSSMState, actions: torch.Tensor) -> RSSMState:
         """Transition prior ``(state [..., N], action one-hots [..., N, A]) -> state' [..., N]``.
@@ -341,7 +345,14 @@ class RSSMWorldModel(nn.Module):
 
     def avail_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """:meth:`predict_avail` from the avail head's logits ``[..., N, A]``."""
-        probs = torch.where(self.action_mask, logits.float().sigmoid(), -1.0)
-        avail = probs > self.config.avail_threshold
-        best = F.one_hot(probs.argmax(dim=-1), self.action_dim).bool()
-        return avail | (best & ~avail.any(dim=-1, keepdim=True))
+        return threshold_avail(logits, self.action_mask, self.config.avail_threshold)
+
+
+def threshold_avail(logits: torch.Tensor, action_mask: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Availability ``bool [..., N, A]`` from an avail head's logits ``[..., N, A]``: where the probability exceeds
+    ``threshold``, padded choices (``action_mask`` bool ``[N, A]`` False) never, and at least one real choice per agent
+    (the most likely one where none passes the threshold)."""
+    probs = torch.where(action_mask, logits.float().sigmoid(), -1.0)
+    avail = probs > threshold
+    best = F.one_hot(probs.argmax(dim=-1), logits.shape[-1]).bool()
+    return avail | (best & ~avail.any(dim=-1, keepdim=True))

@@ -1,0 +1,100 @@
+"""MABL: multi-agent RL on a bi-level latent world model (Venugopal et al., AAMAS 2024), with its ablations.
+
+MAMBA's loop (:mod:`~lightning_mbmarl.algorithms.mamba`, MABL's Algorithm 1: collect, ``mamba.model_updates``
+world-model steps, ``mamba.policy_rounds`` rounds of MAPPO on imagined trajectories) with the world model of
+:mod:`~lightning_mbmarl.world_models.bilevel_rssm`:
+
+* the world model learns both levels with :func:`~lightning_mbmarl.world_models.bilevel_losses.
+  bilevel_world_model_loss`; imagination rolls both levels' priors;
+* the policy reads each agent's agent-level features ``[h^a, z^a]`` only, in imagination and for real (§3.3): acting
+  filters the agent level alone, from the agent's own observation and action, so execution is decentralised;
+* the critic reads every agent's ``[h^a, h^g, z^a, z^g]`` through one attention layer (centralised training).
+
+``world_model.global_mode`` gives the paper's variants with this one module: ``per_agent`` (MABL), ``shared``
+(MABL-SG) and ``none`` (DreamerV2 per agent, whose critic reads agent features). The learner is MAPPO, as in every
+experiment of the paper; its sizes and rates come from ``mappo`` and ``critic``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from lightning_mbmarl.algorithms.base import EvaluationConfig, as_config
+from lightning_mbmarl.algorithms.mamba import MAMBA, MAMBA_ONLINE, MAMBAConfig, evaluation_mode
+from lightning_mbmarl.algorithms.online import OnlineConfig
+from lightning_mbmarl.envs import EnvSpec
+from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig, LatentActorCritic
+from lightning_mbmarl.learners.mappo import MAPPOConfig
+from lightning_mbmarl.learners.memory import History
+from lightning_mbmarl.nn.fast_path import FastPathConfig
+from lightning_mbmarl.world_models.bilevel_losses import TERMS, bilevel_world_model_loss
+from lightning_mbmarl.world_models.bilevel_rssm import BiLevelConfig, BiLevelWorldModel
+
+#: The released MABL learner: MAMBA's PPO with actor lr 1e-4 and critic lr 1e-3 (the actor's weight decay 1e-5 is
+#: not used here)
+MABL_PPO = MAPPOConfig(hidden=(256, 256), actor_lr=1e-4, critic_lr=1e-3, gamma=0.99, gae_lambda=0.95, epochs=5,
+                       minibatch_size=2000, max_grad_norm=100.0, initial_entropy_alpha=1e-3, entropy_coef_lr=0.0,
+                       memory_length=0, share_parameters=True)
+
+
+class MABL(MAMBA):
+    """MABL, MABL-SG or DreamerV2 per agent on an :class:`OnlineDataModule` (see the module docstring)."""
+
+    world_model: BiLevelWorldModel  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        env_spec: EnvSpec | dict[str, Any] | None = None,
+        online: OnlineConfig = MAMBA_ONLINE,
+        mamba: MAMBAConfig = MAMBAConfig(),
+        world_model: BiLevelConfig = BiLevelConfig(),
+        mappo: MAPPOConfig = MABL_PPO,
+        critic: AttentionCriticConfig = AttentionCriticConfig(),
+        evaluation: EvaluationConfig = EvaluationConfig(),
+        fast: FastPathConfig = FastPathConfig(),
+    ) -> None:
+        super().__init__(env_spec, online, mamba, world_model, mappo, critic, evaluation, fast)
+
+    def build_world_model(self, config: BiLevelConfig | dict[str, Any]) -> BiLevelWorldModel:  # type: ignore[override]
+        return BiLevelWorldModel(self.env_spec, as_config(config, BiLevelConfig))
+
+    def build_actor_critic(self, critic: AttentionCriticConfig) -> LatentActorCritic:
+        return LatentActorCritic(self.env_spec, self.world_model.layout, self.mappo_config, critic,
+                                 policy_layout=self.world_model.agent_layout)
+
+    # ----------------------------------------------------------------------------------------------- acting
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, avail: torch.Tensor, history: History, greedy: bool) -> torch.Tensor:
+        """Each agent filters its own agent level (its observation ``[E, N, O]`` and last action) and acts on
+        ``[h^a, z^a]``: nothing global is read."""
+        return self.actor_critic.act_on_policy_features(self.filtered(obs, history, greedy).features, avail, greedy)[0]
+
+    # ------------------------------------------------------------------------------------------- learning
+    def learn_world_model(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One world-model gradient step on replay windows ``[B, L, ...]``; scalars to log."""
+        with self.fast.autocast(self.device):
+            losses = self.fast.compile("bilevel_world_model_loss", bilevel_world_model_loss)(self.world_model, batch)
+        return self.world_model_step(losses, TERMS)
+
+    # -------------------------------------------------------------------------------------- model error
+    @torch.no_grad()
+    def model_error_rollout(self, sequences: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Open-loop observation predictions along real windows ``[B, H + 1, ...]``: both levels' posteriors after
+        ``(obs_0, state_0)`` rolled with the real joint actions; decoded predictions and the real ``next_obs``,
+        ``[B, H, N * O]`` each (see :meth:`MAMBA.model_error_rollout`)."""
+        model = self.world_model
+        with evaluation_mode(model):
+            steps = sequences["obs"].shape[1] - 1
+            reset = model.reset_prior(sequences["obs"].shape[:1])
+            state = model.posterior(reset.agent.deter, None if reset.upper is None else reset.upper.deter,
+                                    model.encode(sequences["obs"][:, 0]), model.encode_state(sequences["state"][:, 0]))
+            actions = F.one_hot(sequences["action"].long(), model.action_dim).float()
+            predicted = []
+            for t in range(steps):
+                state = model.imagine_step(state, actions[:, t])
+                predicted.append(torch.where(model.obs_mask, model.decode(state.features).float(), 0.0))
+        target = sequences["next_obs"][:, :steps].float()
+        return torch.stack(predicted, dim=1).flatten(2), target.flatten(2)
