@@ -61,7 +61,8 @@ class ProgressReport(L.Callback):
         if trainer.sanity_checking:
             return
         scores = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("eval/")}
-        headline = next((k for k in ("eval/normalized_score", "eval/won_rate", "eval/return") if k in scores), None)
+        names = ("eval/normalized_score", "eval/won_rate", "eval/arrived", "eval/return")
+        headline = next((k for k in names if k in scores), None)
         if headline is not None:
             self._score = f" | {headline} {scores[headline]:.3g}"
         self.report(pl_module)
