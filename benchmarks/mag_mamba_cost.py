@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from lightning_mbmarl.algorithms.mamba import evaluation_mode
-from lightning_mbmarl.world_models.planning import LOOKAHEAD_DTYPES, LookAhead, plan_prediction
+from lightning_mbmarl.rollouts.planning import LOOKAHEAD_DTYPES, LookAhead, plan_prediction
 from timing import timed_fit
 
 METHODS = ("mamba", "mag", "mabl")

@@ -27,7 +27,7 @@ from torch.profiler import ProfilerActivity, profile
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig, LatentActorCritic, imagined_ppo_batch
 from lightning_mbmarl.learners.mappo import ppo_loss
-from lightning_mbmarl.learners.policies import MaskedCategorical
+from lightning_mbmarl.nn.distributions import MaskedCategorical
 from lightning_mbmarl.algorithms.mamba import MAMBA_PPO
 from lightning_mbmarl.nn.fast_path import FastPath, FastPathConfig
 from lightning_mbmarl.world_models.ego_ensembles import EgoEnsembles

@@ -19,7 +19,7 @@ from lightning_mbmarl.learners.policies import CategoricalPolicy
 from lightning_mbmarl.nn.fast_path import FastPath, FastPathConfig
 from lightning_mbmarl.world_models.ensemble import EnsembleConfig, GaussianEnsemble, bootstrap_weights, ensemble_loss
 from lightning_mbmarl.world_models.model_reward import ModelRewardConfig, ModelRewardPredictor
-from lightning_mbmarl.world_models.planning import plan_prediction
+from lightning_mbmarl.rollouts.planning import plan_prediction
 from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMWorldModel
 from lightning_mbmarl.world_models.rssm_losses import TERMS, world_model_loss
 

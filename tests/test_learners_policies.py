@@ -3,12 +3,8 @@
 import torch
 
 from lightning_mbmarl.envs.base import EnvSpec
-from lightning_mbmarl.learners.policies import (
-    CategoricalPolicy,
-    GaussianPolicy,
-    MaskedCategorical,
-    action_bound_penalty,
-)
+from lightning_mbmarl.learners.policies import CategoricalPolicy, GaussianPolicy, action_bound_penalty
+from lightning_mbmarl.nn.distributions import MaskedCategorical
 
 
 def test_masked_categorical_respects_availability() -> None:

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig, LatentActorCritic, imagined_ppo_batch
 from lightning_mbmarl.learners.mappo import MAPPOConfig
-from lightning_mbmarl.learners.policies import CategoricalPolicy, MaskedCategorical
+from lightning_mbmarl.learners.policies import CategoricalPolicy
+from lightning_mbmarl.nn.distributions import MaskedCategorical
 from lightning_mbmarl.nn.one_hot_input import LatentLayout
 from lightning_mbmarl.world_models.imagination import imagine
 from lightning_mbmarl.world_models.model_reward import (
@@ -20,7 +21,7 @@ from lightning_mbmarl.world_models.model_reward import (
     model_reward_loss,
     world_model_loss_and_sequence,
 )
-from lightning_mbmarl.world_models.planning import LookAhead, PlanningConfig, PlanningToPredict, plan_prediction
+from lightning_mbmarl.rollouts.planning import LookAhead, PlanningConfig, PlanningToPredict, plan_prediction
 from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMState, RSSMWorldModel, straight_through_sample
 from lightning_mbmarl.world_models.rssm_losses import world_model_loss
 

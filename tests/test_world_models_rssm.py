@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from lightning_mbmarl.data.online_datamodule import OnlineDataModule
 from lightning_mbmarl.envs import EnvConfig
 from lightning_mbmarl.envs.base import EnvSpec
-from lightning_mbmarl.learners.policies import MaskedCategorical
+from lightning_mbmarl.nn.distributions import MaskedCategorical
 from lightning_mbmarl.world_models.imagination import imagine
 from lightning_mbmarl.world_models.rssm import (
     RSSMConfig,

@@ -5,7 +5,7 @@ Everything is MAMBA's (:mod:`lightning_mbmarl.algorithms.mamba`) except two thin
 * with every world-model gradient step, the model-reward predictor R̂_m takes a gradient step on the same replay
   windows: the prior states the model predicted as inputs, the model's per-step per-agent errors as labels
   (:mod:`~lightning_mbmarl.world_models.model_reward`; line 5);
-* imagination (and the model-error rollouts) step through :class:`~lightning_mbmarl.world_models.planning.
+* imagination (and the model-error rollouts) step through :class:`~lightning_mbmarl.rollouts.planning.
   PlanningToPredict`: at each imagined step ``planning.candidates`` candidate trajectories of ``planning.horizon``
   steps (no further than the rollout's last step, with ``planning.within_rollout``) are rolled out together with
   the current policy acting, and each sample keeps the first prediction of its candidate with the lowest predicted
@@ -32,7 +32,7 @@ from lightning_mbmarl.world_models.model_reward import (
     model_reward_loss,
     world_model_loss_and_sequence,
 )
-from lightning_mbmarl.world_models.planning import PlanningConfig, PlanningToPredict
+from lightning_mbmarl.rollouts.planning import PlanningConfig, PlanningToPredict
 from lightning_mbmarl.world_models.rssm import RSSMConfig
 from lightning_mbmarl.world_models.rssm_losses import TERMS
 

@@ -7,7 +7,8 @@ from torch import nn
 
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.memory import MemoryModule
-from lightning_mbmarl.learners.policies import CategoricalPolicy, Distribution, GaussianPolicy, make_policy
+from lightning_mbmarl.learners.policies import CategoricalPolicy, GaussianPolicy, make_policy
+from lightning_mbmarl.nn.distributions import Distribution
 
 
 class Actor(nn.Module):

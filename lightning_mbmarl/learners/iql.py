@@ -36,7 +36,8 @@ from torch import nn
 
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.agent_nets import AgentMLP
-from lightning_mbmarl.learners.policies import CategoricalPolicy, MaskedCategorical
+from lightning_mbmarl.learners.policies import CategoricalPolicy
+from lightning_mbmarl.nn.distributions import MaskedCategorical
 from lightning_mbmarl.learners.squashed import TanhGaussian, TanhGaussianPolicy
 from lightning_mbmarl.learners.value_mixer import ValueMixer
 

@@ -38,10 +38,11 @@ from torch import nn
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.gae import timeout_gae
 from lightning_mbmarl.learners.mappo import MAPPOConfig
-from lightning_mbmarl.learners.policies import CategoricalPolicy, MaskedCategorical
+from lightning_mbmarl.learners.policies import CategoricalPolicy
+from lightning_mbmarl.nn.distributions import MaskedCategorical
 from lightning_mbmarl.nn.fast_path import Float32OutputLinear
 from lightning_mbmarl.nn.one_hot_input import LatentLayout, OneHotInputMLP
-from lightning_mbmarl.world_models.attention import AgentAttention
+from lightning_mbmarl.nn.attention import AgentAttention
 
 
 @dataclass

@@ -30,7 +30,7 @@ from lightning_mbmarl.learners.masac import (
     joint_with_own,
     opponent_features,
 )
-from lightning_mbmarl.learners.policies import MaskedCategorical
+from lightning_mbmarl.nn.distributions import MaskedCategorical
 
 
 @dataclass

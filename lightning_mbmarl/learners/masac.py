@@ -43,7 +43,8 @@ from torch import nn
 
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.agent_nets import AgentMLP, agent_batch_mean
-from lightning_mbmarl.learners.policies import CategoricalPolicy, MaskedCategorical
+from lightning_mbmarl.learners.policies import CategoricalPolicy
+from lightning_mbmarl.nn.distributions import MaskedCategorical
 from lightning_mbmarl.learners.squashed import TanhGaussian, TanhGaussianPolicy
 
 

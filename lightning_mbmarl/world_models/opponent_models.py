@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_mbmarl.envs.base import EnvSpec
-from lightning_mbmarl.learners.policies import Distribution, MaskedCategorical, PaddedGaussian
+from lightning_mbmarl.nn.distributions import Distribution, MaskedCategorical, PaddedGaussian
 from lightning_mbmarl.nn.batched import BatchedMLP
 
 

@@ -37,7 +37,7 @@ from torch import nn
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.nn.fast_path import Float32OutputLinear
 from lightning_mbmarl.nn.one_hot_input import LatentLayout
-from lightning_mbmarl.world_models.attention import AgentAttention
+from lightning_mbmarl.nn.attention import AgentAttention
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lightning_mbmarl.learners.policies import MASKED_LOGIT
+from lightning_mbmarl.nn.distributions import MASKED_LOGIT
 from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMState, RSSMWorldModel
 
 TERMS = ("kl", "recon", "reward", "pcont", "avail", "info")
