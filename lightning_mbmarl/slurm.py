@@ -57,7 +57,7 @@ def requeue_signal(strategy: object) -> signal.Signals | None:
 
 
 def requeue(job: str) -> bool:
-    """``scontrol requeue <job>``; whether SLURM accepted it."""
+    """``scontrol requeue <job>``; whether SLURM accepted it (said either way)."""
     try:
         status = subprocess.call(["scontrol", "requeue", job])
     except FileNotFoundError:
@@ -65,4 +65,6 @@ def requeue(job: str) -> bool:
         return False
     if status != 0:
         rank_zero_warn(f"SLURM job {job} could not be requeued: scontrol exited with status {status}")
+    else:
+        rank_zero_info(f"lightning_mbmarl: requeued SLURM job {job}")
     return status == 0

@@ -20,10 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from lightning_mbmarl.algorithms.base import EvaluationConfig, as_config
-from lightning_mbmarl.algorithms.mamba import MAMBA, MAMBA_ONLINE, MAMBAConfig, evaluation_mode
+from lightning_mbmarl.algorithms.mamba import MAMBA, MAMBA_ONLINE, MAMBAConfig
 from lightning_mbmarl.algorithms.online import OnlineConfig
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig, LatentActorCritic
@@ -31,7 +30,7 @@ from lightning_mbmarl.learners.mappo import MAPPOConfig
 from lightning_mbmarl.learners.memory import History
 from lightning_mbmarl.nn.fast_path import FastPathConfig
 from lightning_mbmarl.world_models.bilevel_losses import TERMS, bilevel_world_model_loss
-from lightning_mbmarl.world_models.bilevel_rssm import BiLevelConfig, BiLevelWorldModel
+from lightning_mbmarl.world_models.bilevel_rssm import BiLevelConfig, BiLevelState, BiLevelWorldModel
 
 #: The released MABL learner: MAMBA's PPO with actor lr 1e-4 and critic lr 1e-3 (the actor's weight decay 1e-5 is
 #: not used here)
@@ -80,21 +79,10 @@ class MABL(MAMBA):
         return self.world_model_step(losses, TERMS)
 
     # -------------------------------------------------------------------------------------- model error
-    @torch.no_grad()
-    def model_error_rollout(self, sequences: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Open-loop observation predictions along real windows ``[B, H + 1, ...]``: both levels' posteriors after
-        ``(obs_0, state_0)`` rolled with the real joint actions; decoded predictions and the real ``next_obs``,
-        ``[B, H, N * O]`` each (see :meth:`MAMBA.model_error_rollout`)."""
+    def first_posterior(self, sequences: dict[str, torch.Tensor]) -> BiLevelState:  # type: ignore[override]
+        """Both levels' posteriors after each window's first observation and state, from a fresh state: ``[B]``
+        (where :meth:`MAMBA.model_error_rollout` starts; it then rolls both levels with the real joint actions)."""
         model = self.world_model
-        with evaluation_mode(model):
-            steps = sequences["obs"].shape[1] - 1
-            reset = model.reset_prior(sequences["obs"].shape[:1])
-            state = model.posterior(reset.agent.deter, None if reset.upper is None else reset.upper.deter,
-                                    model.encode(sequences["obs"][:, 0]), model.encode_state(sequences["state"][:, 0]))
-            actions = F.one_hot(sequences["action"].long(), model.action_dim).float()
-            predicted = []
-            for t in range(steps):
-                state = model.imagine_step(state, actions[:, t])
-                predicted.append(torch.where(model.obs_mask, model.decode(state.features).float(), 0.0))
-        target = sequences["next_obs"][:, :steps].float()
-        return torch.stack(predicted, dim=1).flatten(2), target.flatten(2)
+        reset = model.reset_prior(sequences["obs"].shape[:1])
+        return model.posterior(reset.agent.deter, None if reset.upper is None else reset.upper.deter,
+                               model.encode(sequences["obs"][:, 0]), model.encode_state(sequences["state"][:, 0]))

@@ -65,17 +65,15 @@ class MAG(MAMBA):
 
     def learn_world_model(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A world-model step and an R̂_m step on the same windows (labels: the errors before the model step)."""
-        world_model_optimizer, _, model_reward_optimizer = self.optimizers()
+        model_reward_optimizer = self.optimizers()[2]
         with self.fast.autocast(self.device):
             losses, observed = self.fast.compile("world_model_loss_and_sequence",
                                                  world_model_loss_and_sequence)(self.world_model, batch)
-        optimizer_step(self, world_model_optimizer, losses["loss"], self.world_model.config.grad_clip)
-        self.counters["world_model_steps"] += 1
+        logs = self.world_model_step(losses, TERMS)
         with self.fast.autocast(self.device):
             fit = model_reward_loss(self.model_reward, observed.prior.features, losses["model_error"])
         optimizer_step(self, model_reward_optimizer, fit["loss"], self.model_reward.config.grad_clip)
-        return {**{f"world_model/{k}": losses[k].detach() for k in ("loss", *TERMS)},
-                "model_reward/loss": fit["loss"].detach(), "model_reward/mean_error": fit["mean_error"]}
+        return {**logs, "model_reward/loss": fit["loss"].detach(), "model_reward/mean_error": fit["mean_error"]}
 
     def rollout_model(self, length: int) -> PlanningToPredict:  # type: ignore[override]
         return PlanningToPredict(self.world_model, self.model_reward, self.actor_critic.policy, self.planning, length)

@@ -230,7 +230,7 @@ class MAMBA(OnlineAlgorithm):
         model = self.world_model
         with evaluation_mode(model):
             steps = sequences["obs"].shape[1] - 1
-            state = model.posterior(model.reset_prior(sequences["obs"].shape[:1]), model.encode(sequences["obs"][:, 0]))
+            state = self.first_posterior(sequences)
             rollout = self.rollout_model(steps)
             predicted = []
             actions = F.one_hot(sequences["action"].long(), model.action_dim).float()  # [B, H + 1, N, A]
@@ -239,3 +239,9 @@ class MAMBA(OnlineAlgorithm):
                 predicted.append(torch.where(model.obs_mask, model.decode(state.features).float(), 0.0))
         target = sequences["next_obs"][:, :steps].float()
         return torch.stack(predicted, dim=1).flatten(2), target.flatten(2)
+
+    def first_posterior(self, sequences: dict[str, torch.Tensor]) -> RSSMState:
+        """The world model's posterior after each window's first observation, filtered from a fresh state: ``[B, N]``
+        (where :meth:`model_error_rollout` starts)."""
+        model = self.world_model
+        return model.posterior(model.reset_prior(sequences["obs"].shape[:1]), model.encode(sequences["obs"][:, 0]))

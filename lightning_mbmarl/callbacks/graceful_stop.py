@@ -65,8 +65,8 @@ class GracefulStop(L.Callback):
         trainer.should_stop = True
         self.signal_received = pl_module._stop_signal or signal.SIGTERM  # another rank's signal: report SIGTERM
         rank_zero_info(f"lightning_mbmarl: stopped on {signal.Signals(self.signal_received).name}; saved {path}")
-        if self.signal_received == self._requeue_signal and trainer.is_global_zero and requeue(slurm_job()):
-            rank_zero_info(f"lightning_mbmarl: requeued SLURM job {slurm_job()}")
+        if self.signal_received == self._requeue_signal and trainer.is_global_zero:
+            requeue(slurm_job())
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore()
