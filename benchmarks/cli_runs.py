@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from lightning_mbmarl.sweeps.point import code_commit  # noqa: F401 (re-exported)
+from lightning_mbmarl.sweeps.results import append_row, evaluation_curve, metric_rows, read_results  # noqa: F401 (re-exported)
 
 
 def run_experiment(config: str, experiment: str, output_dir: Path, *overrides: str) -> tuple[Path, float]:
@@ -54,44 +55,6 @@ def latest_run(output_dir: Path, experiment: str) -> Path:
     return run_folders(output_dir, experiment)[-1]
 
 
-def metric_rows(run_dir: Path) -> list[dict[str, str]]:
-    """The rows of a run's ``metrics.csv``."""
-    return list(csv.DictReader(open(run_dir / "metrics.csv")))
-
-
-def evaluation_curve(rows: list[dict[str, str]], metrics: tuple[str, ...]) -> list[tuple[float, dict[str, float]]]:
-    """Each evaluation of a run as (environment steps when it ran, {metric: value}), from its ``metrics.csv`` rows.
-    Evaluations log ``eval/env_steps`` in their own row; runs made before that was logged fall back to the latest
-    ``env_steps`` of a training row."""
-    curve, env_steps = [], 0.0
-    for row in sorted(rows, key=lambda r: int(r["step"])):
-        if row.get("env_steps"):
-            env_steps = max(env_steps, float(row["env_steps"]))
-        if all(row.get(m) for m in metrics):
-            at = float(row["eval/env_steps"]) if row.get("eval/env_steps") else env_steps
-            curve.append((at, {m: float(row[m]) for m in metrics}))
-    return curve
-
-
-def code_commit() -> str:
-    """The package's git commit (``+dirty`` when the package or its configs have uncommitted changes), or
-    ``unknown``."""
-    repo = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "lightning_mbmarl", "conf"], cwd=repo,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+dirty" if dirty else "")
-
-
-def read_results(path: Path) -> list[dict[str, str]]:
-    """The rows of a committed results file (empty when it does not exist yet)."""
-    return list(csv.DictReader(open(path))) if Path(path).exists() else []
-
-
 def append_result(path: Path, row: dict[str, object], run_dir: Path) -> None:
     """Append one finished run to a results file (CSV; header written with the first row) with its wall-clock
     seconds and the commit its benchmark ran, both from the run's marker (commit ``unrecorded`` for runs made before
@@ -100,21 +63,4 @@ def append_result(path: Path, row: dict[str, object], run_dir: Path) -> None:
     marker = json.loads((run_dir / FINISHED_MARKER).read_text())
     row = {**row, "seconds": round(marker["seconds"]), "commit": marker.get("commit", "unrecorded"),
            "recorded": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _RESULTS_LOCK:  # benchmarks run several runs from threads
-        _append_row(path, row)
-
-
-_RESULTS_LOCK = threading.Lock()
-
-
-def _append_row(path: Path, row: dict[str, object]) -> None:
-    new = not path.exists()
-    if not new and (header := next(csv.reader(open(path)))) != list(row):
-        raise ValueError(f"{path}: its columns are {header}, this row's are {list(row)}")
-    with open(path, "a", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    append_row(path, row)

@@ -13,6 +13,8 @@ commands:
   validate   greedy evaluation of a checkpoint in the real environment: validate --config CONFIG --ckpt_path CKPT
   test       the same, logged as test/*: test --config CONFIG --ckpt_path CKPT
   dataset    offline HDF5 datasets: dataset make KIND ... | dataset info FILE
+  sweep      a grid of runs on Hydra multirun: sweep --config-name <sweep in conf/sweeps> [point.seed=0,1,2] [hydra/launcher=joblib]
+  report     a sweep's tables and learning-curve plots from its results file: report <sweep>
   render     a GIF of one greedy episode of a trained run: render --ckpt_path RUN/checkpoints/last.ckpt --out ep.gif
 
 `{PROG} COMMAND --help` lists a command's options; the README has a quick start."""

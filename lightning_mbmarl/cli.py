@@ -180,6 +180,14 @@ def main(argv: list[str] | None = None) -> int:
         from lightning_mbmarl.data.dataset_tool import main as dataset_main
 
         return dataset_main(words[1:])
+    if words and words[0] == "sweep":
+        from lightning_mbmarl.sweeps.launch import main as sweep_main
+
+        return sweep_main(words[1:])
+    if words and words[0] == "report":
+        from lightning_mbmarl.sweeps.report import main as report_main
+
+        return report_main(words[1:])
     if words and words[0] == "render":
         from lightning_mbmarl.render import main as render_main
 
@@ -223,15 +231,44 @@ def remove_unstarted_run(run_dir: str | None) -> None:
         run.parent.rmdir()  # the experiment folder, if this was its only run
 
 
-def build_cli(args: list[str] | None = None, run: bool = True) -> MBMARLCLI:
-    """The package's LightningCLI; ``run=False`` only parses and instantiates (config checks, notebooks)."""
-    keep_freed_memory()
-    return MBMARLCLI(
-        args=args,
-        run=run,
+class _ArgumentsParsed(Exception):
+    """Raised by :class:`_ParseOnlyCLI` once the command line parsed: nothing is instantiated."""
+
+
+class _ParseOnlyCLI(MBMARLCLI):
+    def before_instantiate_classes(self) -> None:
+        raise _ArgumentsParsed
+
+
+def check_arguments(args: list[str]) -> None:
+    """Parse a command line of the package (``["fit", "--config", ...]``) without building or running anything:
+    raises :class:`ValueError` with the command line's own short message (:func:`~lightning_mbmarl.cli_errors.
+    short_message`) when a config key, option or class path is wrong. Sweeps check every grid point this way before
+    any job starts."""
+    argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI warns when the process has arguments of its own
+    try:
+        _ParseOnlyCLI(args=args, **_cli_kwargs())
+    except _ArgumentsParsed:
+        return
+    except BaseException as error:
+        if not _bad_input(error):
+            raise
+        raise ValueError(short_message(error)) from error
+    finally:
+        sys.argv = argv
+
+
+def _cli_kwargs() -> dict:
+    return dict(
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": False},
         parser_kwargs={"parser_mode": "omegaconf", "prog": "python -m lightning_mbmarl", "exit_on_error": False},
         auto_configure_optimizers=False,
     )
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> MBMARLCLI:
+    """The package's LightningCLI; ``run=False`` only parses and instantiates (config checks, notebooks)."""
+    keep_freed_memory()
+    return MBMARLCLI(args=args, run=run, **_cli_kwargs())
