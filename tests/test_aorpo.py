@@ -1,10 +1,13 @@
 """AORPO: opponent-wise rollouts compose joint actions from opponent models and real opponents as n_j says, count
-every real-opponent query, and the method converges to the Climb game's Nash equilibrium end to end."""
+every real-opponent query, opponent models refit on their own schedule, and the method converges to the Climb game's
+Nash equilibrium end to end."""
+
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-
+from lightning_mbmarl.algorithms.aorpo import AORPOConfig, OpponentWiseModelUsage
 from lightning_mbmarl.envs.observation import StateObserver
 from lightning_mbmarl.rollouts.opponent_wise_rollouts import opponent_wise_rollouts
 from lightning_mbmarl.world_models.ego_ensembles import EgoEnsembles
@@ -79,3 +82,44 @@ def test_aorpo_two_process_ddp_on_cpu(tmp_path, cli, read_metric, quiet_cli_args
     run = tmp_path / "outputs" / "aorpo_climb" / "version_0"
     assert read_metric(run, "eval/env_steps") >= 900  # summed over both ranks' environments
     assert read_metric(run, "eval/nash_distance") >= 0.0
+
+
+class _ScheduleProbe(OpponentWiseModelUsage):
+    """OpponentWiseModelUsage.update with the fits, rollouts and policy step replaced by records of when they ran."""
+
+    def __init__(self, aorpo: AORPOConfig):
+        self.aorpo, self.env_spec, self.fits = aorpo, _three_agent_spec(), []
+        self.counters = dict(env_steps=0, communications=0, last_model_fit=-1, last_opponent_fit=-1, last_rollout=0)
+
+    def _fit_models(self, datamodule, dynamics, opponents):
+        self.fits.append((datamodule.env_steps, dynamics, opponents))
+        return {}
+
+    def _generate_rollouts(self, datamodule):
+        return {}
+
+    def _policy_batch(self, datamodule):
+        return {}
+
+    def learn_from(self, batch):
+        return {}
+
+
+def _fit_schedule(aorpo: AORPOConfig, until: int = 1000, every: int = 50):
+    probe = _ScheduleProbe(aorpo)
+    for steps in range(0, until + 1, every):
+        probe.update(SimpleNamespace(env_steps=steps))
+    return probe.fits
+
+
+def test_opponent_models_refit_on_their_own_interval():
+    # Algorithm 1 trains the opponent models at every step of an epoch and the dynamics once per epoch: here every
+    # 200 and every 500 environment steps, checked every 50 steps from step 0.
+    fits = _fit_schedule(AORPOConfig(model_train_interval=500, opponent_train_interval=200))
+    assert fits == [(0, True, True), (200, False, True), (400, False, True), (500, True, False),
+                    (600, False, True), (800, False, True), (1000, True, True)]
+
+
+def test_opponent_models_refit_with_the_dynamics_by_default():
+    fits = _fit_schedule(AORPOConfig(model_train_interval=500))
+    assert fits == [(0, True, True), (500, True, True), (1000, True, True)]

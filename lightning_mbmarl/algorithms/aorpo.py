@@ -6,8 +6,9 @@ Read top to bottom, one training step (after the warm-up of uniform random steps
 1. act in the real environment (every agent conditioned on its opponent models' predictions, Eq. 4) until this
    rank has taken ``warmup + (updates + 1) * env_steps_per_update`` environment steps;
 2. every ``model_train_interval`` environment steps: fit each ego's bootstrap ensemble of Gaussian dynamics models
-   and each ego's opponent models on real data, keep each ego's elite members, measure the opponent models' errors
-   ε^i_j on the newest real data and set ``n^i_j = floor(k min_j' ε^i_j' / ε^i_j)`` (``rollout_length_rule``);
+   on real data and keep each ego's elite members; every ``opponent_train_interval`` steps (default: with the
+   dynamics): fit each ego's opponent models on real data, measure their errors ε^i_j on the newest real data and
+   set ``n^i_j = floor(k min_j' ε^i_j' / ε^i_j)`` (``rollout_length_rule``);
 3. every ``rollout_interval`` environment steps: adaptive opponent-wise k-step rollouts from real states into the
    model store (opponent ``j`` from ego ``i``'s model for ``n^i_j`` steps, then the real agent ``j``, each such query
    counted as an agent interaction);
@@ -57,9 +58,11 @@ OPPONENT_ROLLOUTS = ("adaptive", "models", "real")
 class AORPOConfig:
     """How AORPO learns and uses its models (Algorithm 1)."""
 
-    model_train_interval: int = 250  # environment steps (this rank) between fits of the dynamics and opponent models
+    model_train_interval: int = 250  # environment steps (this rank) between fits of the dynamics models
     model_train_steps: int = 200  # gradient steps of the ego ensembles per fit
     opponent_train_steps: int = 100  # gradient steps of the opponent models per fit
+    opponent_train_interval: int | None = None  # environment steps between opponent-model fits; None: with the dynamics
+    opponent_train_window: int | None = None  # newest steps of each environment copy opponent fits sample; None: all
     model_batch_size: int = 256  # real transitions per model gradient step
     error_window: int = 100  # newest steps of each environment copy on which the opponent-model errors are measured
     rollout_interval: int = 50  # environment steps (this rank) between rounds of model rollouts
@@ -68,7 +71,8 @@ class AORPOConfig:
     rollout_length_start: int = 1  # k at the start of the ramp
     rollout_ramp_env_steps: int = 5_000  # environment steps (this rank) over which k grows to rollout_length
     model_store_capacity: int = 200_000  # model transitions kept (all egos together)
-    real_ratio: float = 0.5  # share of real transitions in each policy batch (the released code's 50/50)
+    real_ratio: float = 0.5  # share of real transitions in each policy batch; each agent also learns from the model
+    # transitions of its own ego only, so its real share is r / (r + (1 - r) / N): 0.25 gives the released code's 50/50
     opponent_rollout: str = "adaptive"  # adaptive (paper) | models (never query real opponents) | real (always)
     rollout_length_rule: str = "error_ratio"  # n_j rule: error_ratio (paper) | accuracy_ratio (released code)
 
@@ -97,7 +101,7 @@ class OpponentWiseModelUsage:
         self.register_buffer("opponent_model_steps", torch.zeros(spec.n_agents, spec.n_agents, dtype=torch.long))
         self.model_store = TransitionStore(self.aorpo.model_store_capacity)
         self.counters.update(agent_interactions=0, communications=0, model_steps=0, model_fits=0, last_model_fit=-1,
-                             last_rollout=-1)
+                             last_opponent_fit=-1, last_rollout=-1)
 
     def _model_optimizers(self) -> list[torch.optim.Optimizer]:
         return [
@@ -124,9 +128,13 @@ class OpponentWiseModelUsage:
                                           + counters["communications"])
         logs: dict[str, Any] = {}
         steps = datamodule.env_steps
-        if counters["last_model_fit"] < 0 or steps - counters["last_model_fit"] >= config.model_train_interval:
-            logs.update(self._fit_models(datamodule))
-            counters["last_model_fit"] = steps
+        due = lambda last, interval: last < 0 or steps - last >= interval  # noqa: E731
+        dynamics = due(counters["last_model_fit"], config.model_train_interval)
+        opponents = due(counters["last_opponent_fit"], config.opponent_train_interval or config.model_train_interval)
+        if dynamics or opponents:
+            logs.update(self._fit_models(datamodule, dynamics, opponents))
+            counters["last_model_fit"] = steps if dynamics else counters["last_model_fit"]
+            counters["last_opponent_fit"] = steps if opponents else counters["last_opponent_fit"]
         if counters["last_rollout"] < 0 or steps - counters["last_rollout"] >= config.rollout_interval:
             logs.update(self._generate_rollouts(datamodule))
             counters["last_rollout"] = steps
@@ -134,31 +142,36 @@ class OpponentWiseModelUsage:
         logs["aorpo/agent_interactions"] = float(counters["agent_interactions"])
         return logs
 
-    def _fit_models(self, datamodule: OnlineDataModule) -> dict[str, Any]:
+    def _fit_models(self, datamodule: OnlineDataModule, dynamics: bool, opponents: bool) -> dict[str, Any]:
+        """Fit the ego ensembles (and pick their elites) if ``dynamics``, the opponent models (and measure their
+        errors ε^i_j) if ``opponents``; both judged on one sample of the newest real data."""
         dynamics_optimizer, opponent_optimizer = self.optimizers()[-2:]
-        device, config = self.device, self.aorpo
+        device, config, logs = self.device, self.aorpo, {}
         to_device = lambda batch: {k: v.to(device) for k, v in batch.items()}  # noqa: E731
-        if self.counters["model_fits"] == 0:
+        if dynamics and self.counters["model_fits"] == 0:
             reference = to_device(datamodule.sample(4096))
             self.dynamics.ensemble.fit_normalizer(reference["state"], reference["action_features"].flatten(-2))
         dynamics_loss = self.fast.compile("dynamics_loss", self.dynamics.loss)
-        for _ in range(config.model_train_steps):
+        for _ in range(config.model_train_steps if dynamics else 0):
             batch = to_device(datamodule.sample(config.model_batch_size))
             with self.fast.autocast(device):
                 losses = dynamics_loss(batch)
             optimizer_step(self, dynamics_optimizer, losses["loss"], None)
-        for _ in range(config.opponent_train_steps):
-            batch = to_device(datamodule.sample(config.model_batch_size))
+            logs["aorpo/dynamics_loss"] = losses["loss"].detach()
+        for _ in range(config.opponent_train_steps if opponents else 0):
+            batch = to_device(datamodule.sample(config.model_batch_size, recent=config.opponent_train_window))
             opponent = self.opponent_models.loss(batch["obs"], batch["avail"], batch["action"])
             optimizer_step(self, opponent_optimizer, opponent["loss"], None)
+            logs["aorpo/opponent_nll"] = opponent["nll"]
         recent = to_device(datamodule.sample(1024, recent=config.error_window))
-        errors = self.dynamics.select_elites(recent)
-        self.opponent_errors.copy_(self.opponent_models.errors(recent["obs"], recent["avail"], recent["action"]))
-        self.counters["model_fits"] += 1
-        n = self.env_spec.n_agents
-        off_diagonal = self.opponent_errors[~torch.eye(n, dtype=torch.bool, device=device)]
-        return {"aorpo/dynamics_loss": losses["loss"].detach(), "aorpo/dynamics_validation_error": errors.mean(),
-                "aorpo/opponent_nll": opponent["nll"], "aorpo/opponent_error": off_diagonal.mean()}
+        if dynamics:
+            logs["aorpo/dynamics_validation_error"] = self.dynamics.select_elites(recent).mean()
+            self.counters["model_fits"] += 1
+        if opponents:
+            self.opponent_errors.copy_(self.opponent_models.errors(recent["obs"], recent["avail"], recent["action"]))
+            off_diagonal = ~torch.eye(self.env_spec.n_agents, dtype=torch.bool, device=device)
+            logs["aorpo/opponent_error"] = self.opponent_errors[off_diagonal].mean()
+        return logs
 
     def _rollout_length(self, env_steps: int) -> int:
         config = self.aorpo
