@@ -7,7 +7,8 @@ Layers, lowest first (README, "Layout"):
 1. ``world_models``, ``learners``: models and learners, plain ``nn.Module`` s and loss functions
 2. ``rollouts``, ``data``: rollouts in world models; datasets, replay and data modules
 3. ``algorithms``: one LightningModule per method
-4. ``callbacks``, ``loggers``, ``slurm``, ``render``, ``cli``, ``cli_errors``, ``__main__``: the command line
+4. ``callbacks``, ``loggers``, ``slurm``, ``render``, ``cli``, ``cli_errors``, ``sweeps``, ``__main__``: the command
+   line and result grids
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ LAYERS = {
     "rollouts": 2, "data": 2,
     "algorithms": 3,
     "callbacks": 4, "loggers": 4, "slurm": 4, "render": 4, "cli": 4, "cli_errors": 4, "__main__": 4, "__init__": 4,
+    "sweeps": 4,
 }
 SIBLINGS_APART = {frozenset({"world_models", "learners"})}
 # Upward imports still to remove: the dataset tools roll out trained policies, which they load through algorithms/.

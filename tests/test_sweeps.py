@@ -57,10 +57,11 @@ def test_point_options_grid_values_and_folder_name():
                             "trainer": {"fast_dev_run": True}}) == [
         "--model.init_args.lr=0.1", "--model.init_args.hidden=[64, 64]", "--model.init_args.target=null",
         "--trainer.fast_dev_run=true"]
-    grid = grid_values(["point.seed=2", "+point.args.model.init_args.k=15", "sweep.name=x", "point.config=a.yaml"])
-    assert grid == (("model.init_args.k", "15"),)
+    grid = grid_values(["point.seed=2", "+point.args.model.init_args.k=15", "sweep.name=x", "point.config=a.yaml",
+                        "point.vars.method=moma"])
+    assert grid == (("method", "moma"), ("model.init_args.k", "15"))
     point = Point(config="conf/aorpo_climb.yaml", seed=2, options=(), grid=grid)
-    assert (point.experiment, point.name) == ("aorpo_climb", "k=15,seed=2")
+    assert (point.experiment, point.name) == ("aorpo_climb", "method=moma,k=15,seed=2")
 
 
 def test_spread_over_seeds_hand_worked():
@@ -237,3 +238,72 @@ def test_submitit_slurm_job_is_built_from_the_sweep_file(tmp_path, monkeypatch):
                  "#SBATCH --signal=USR2@90"]:
         assert line in script, f"{line} missing from:\n{script}"
     assert [job[0] for job in captured["jobs"]] == [["point.seed=0"], ["point.seed=1"]]
+
+
+@pytest.mark.parametrize("sweep_file", sorted((REPO / "conf" / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_sweep_checks_and_its_tables_reprint_as_documented(sweep_file, monkeypatch):
+    """Each sweep file's grid is valid, and once it has results, ``report`` prints exactly the tables its
+    document (README or docs page) shows."""
+    from lightning_mbmarl.sweeps.launch import load_settings
+    from lightning_mbmarl.sweeps.report import report
+
+    monkeypatch.chdir(REPO)
+    register()
+    assert check_sweep(sweep_file.parent, sweep_file.stem, [])
+    settings = load_settings(sweep_file.parent, sweep_file.stem, [])
+    if not Path(settings["results"]).exists():
+        pytest.skip(f"{settings['results']}: the sweep has not run yet")
+    assert settings["document"], f"{sweep_file}: name the page that prints its tables in sweep.document"
+    document = (REPO / settings["document"]).read_text()
+    for table in report(settings, plots=False).split("\n\n"):
+        assert table in document, f"{settings['document']} does not print this table of {sweep_file.stem}:\n{table}"
+
+
+SEARCH_SWEEP = """
+defaults: [lightning_mbmarl_sweep, _self_]
+sweep:
+  name: tiny
+  metrics: [eval/return]
+  objective: eval/return
+  threads: 1
+point:
+  config: conf/aorpo_climb.yaml
+  args:
+    model: {init_args: {online: {total_env_steps: 500, warmup_env_steps: 200}, masac: {actor_lr: 0.001}}}
+hydra:
+  sweeper:
+    direction: maximize
+    n_trials: 2
+    sampler: {seed: 0}
+    params:
+      point.args.model.init_args.masac.actor_lr: interval(0.0001, 0.01)
+"""
+
+
+def test_optuna_search_records_trials_and_writes_the_best_point(tmp_path, cli):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the search extra: pip install -e '.[search]'")
+    import yaml
+
+    write_sweep(tmp_path, text=SEARCH_SWEEP)
+    result = cli(*sweep_args(tmp_path, "hydra/sweeper=optuna"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = read_results(tmp_path / "results" / "tiny.csv")
+    assert len(rows) == 2 and len({r["model.init_args.masac.actor_lr"] for r in rows}) == 2
+    best = yaml.safe_load((tmp_path / "results" / "tiny_best.yaml").read_text())
+    top = max(rows, key=lambda r: float(r["eval/return"]))
+    assert best["best_value"] == pytest.approx(float(top["eval/return"]))
+    assert best["best_params"] == {"point.args.model.init_args.masac.actor_lr":
+                                   pytest.approx(float(top["model.init_args.masac.actor_lr"]))}
+    assert best["trials_recorded"] == 2
+
+
+def test_a_search_without_objective_or_with_an_unknown_key_fails_before_any_job(tmp_path, monkeypatch):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the search extra: pip install -e '.[search]'")
+    monkeypatch.chdir(REPO)
+    register()
+    sweeps = write_sweep(tmp_path, text=SEARCH_SWEEP.replace("  objective: eval/return\n", ""))
+    with pytest.raises(SweepError, match="sweep.objective"):
+        check_sweep(sweeps, "tiny", ["hydra/sweeper=optuna"])
+    sweeps = write_sweep(tmp_path, text=SEARCH_SWEEP.replace("masac.actor_lr: interval", "masac.critic_lr: interval"))
+    with pytest.raises(SweepError, match="give it a default"):
+        check_sweep(sweeps, "tiny", ["hydra/sweeper=optuna"])

@@ -68,8 +68,9 @@ def check_sweep(config_dir: Path, config_name: str, overrides: list[str]) -> lis
                     raise SweepError(f"{config_name}: the grid is empty: name at least one key with values under "
                                      "hydra.sweeper.params in the sweep file (e.g. point.seed: range(3)) or on the "
                                      "command line (point.seed=0,1,2)")
-            else:
+            else:  # a search: its points are not known in advance; the base point and the searched keys are
                 jobs = [[]]
+                _check_search(base, params)
             checked: set[tuple[str, ...]] = set()
             for job in jobs:
                 point = make_point(_compose(config_name, fixed + job).point, job)
@@ -86,6 +87,23 @@ def check_sweep(config_dir: Path, config_name: str, overrides: list[str]) -> lis
     finally:
         GlobalHydra.instance().clear()
     return jobs
+
+
+def _check_search(base: DictConfig, params: dict[str, str]) -> None:
+    """A search needs an objective among the recorded metrics, and every searched key in the sweep file."""
+    objective = base.sweep.get("objective")
+    if not objective or objective not in base.sweep.metrics:
+        raise SweepError(f"a search maximises or minimises sweep.objective, a metric of sweep.metrics "
+                         f"{list(base.sweep.metrics)}; it is {objective!r}")
+    if not params:
+        raise SweepError("the search space is empty: name keys and ranges under hydra.sweeper.params")
+    for key in params:
+        if OmegaConf.select(base, key, default=_ABSENT) is _ABSENT:
+            raise SweepError(f"searched key {key} is not in the sweep file: give it a default there (Optuna's sweeper "
+                             "sets keys, it cannot add them)")
+
+
+_ABSENT = object()
 
 
 def load_settings(config_dir: Path, config_name: str, overrides: list[str]) -> dict[str, Any]:
@@ -106,13 +124,15 @@ def _compose(config_name: str, overrides: list[str], hydra_config: bool = False)
         raise SweepError(f"{config_name} {' '.join(overrides)}: {error}".strip()) from error
 
 
-def run_point(config: DictConfig) -> dict[str, Any]:
-    """Hydra's task function: one job = one grid point."""
+def run_point(config: DictConfig) -> dict[str, Any] | float:
+    """Hydra's task function: one job = one grid point. Returns its results row, or under a search (with
+    ``sweep.objective``) the objective's final value."""
     settings = config.sweep
     point = make_point(OmegaConf.to_container(config.point, resolve=True), list(HydraConfig.get().overrides.task))
     run = PointRun(point, settings.output_dir, settings.name, settings.results, list(settings.metrics),
                    settings.threads)
-    return run.run(rank=int(os.environ.get("SLURM_PROCID", "0")))
+    row = run.run(rank=int(os.environ.get("SLURM_PROCID", "0")))
+    return float(row[settings.objective]) if settings.objective and row else row
 
 
 def main(words: list[str]) -> int:

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
+from lightning_mbmarl.cli import RUN_DIR_ENV
 from lightning_mbmarl.slurm import LAST_CHECKPOINT
 from lightning_mbmarl.sweeps.results import append_row, evaluation_curve, metric_rows
 
@@ -73,14 +74,17 @@ def _option_value(value: Any) -> str:
 
 
 def grid_values(job_overrides: list[str]) -> tuple[tuple[str, str], ...]:
-    """The point's grid values from its Hydra job overrides: every ``point.args.*`` key set by the sweep or the
-    command line, as (option key, value), e.g. ``("model.init_args.aorpo.rollout_length", "15")``."""
-    values = []
+    """The point's grid values from its Hydra job overrides: every ``point.vars.*`` and ``point.args.*`` key set by
+    the sweep or the command line, as (name, value): ``("method", "moma")``,
+    ``("model.init_args.aorpo.rollout_length", "15")``; vars first."""
+    named, options = [], []
     for override in job_overrides:
         key, _, value = override.lstrip("+~").partition("=")
-        if key.startswith("point.args."):
-            values.append((key.removeprefix("point.args."), value))
-    return tuple(sorted(values))
+        if key.startswith("point.vars."):
+            named.append((key.removeprefix("point.vars."), value))
+        elif key.startswith("point.args."):
+            options.append((key.removeprefix("point.args."), value))
+    return tuple(sorted(named) + sorted(options))
 
 
 def make_point(point_config: Mapping[str, Any], job_overrides: list[str]) -> Point:
@@ -134,7 +138,9 @@ class PointRun:
                 # an earlier attempt died before its first checkpoint: start it afresh, keeping its folder aside
                 self.run_dir.rename(self.run_dir.with_name(f"{self.point.name}.failed_{len(record['attempts'])}"))
         env = dict(os.environ)
-        env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
+        env.pop(RUN_DIR_ENV, None)
+        if rank != 0:  # the other tasks of a multi-device SLURM job join rank 0's run folder, as DDP workers do
+            env[RUN_DIR_ENV] = str(self.run_dir)
         if self.threads is not None:
             env["OMP_NUM_THREADS"] = str(self.threads)
         command = fit_command(self.point, self.run_dir, resume)

@@ -40,13 +40,17 @@ def spread_text(values: list[float], spread: str, digits: int) -> str:
     return f"{mean:.{digits}f} ± {deviation:.{digits}f}"
 
 
-def _ordered(values: Iterable[str]) -> list[str]:
-    """Distinct values in first-seen order; numbers sorted numerically."""
+def _ordered(values: Iterable[str], labels: Mapping[str, str] | None = None) -> list[str]:
+    """Distinct values: those with a label first, in the labels' order; then numbers sorted numerically, or the
+    rest in first-seen order."""
     seen = list(dict.fromkeys(values))
+    labelled = [v for v in (labels or {}) if v in seen]
+    rest = [v for v in seen if v not in labelled]
     try:
-        return sorted(seen, key=float)
+        rest = sorted(rest, key=float)
     except ValueError:
-        return seen
+        pass
+    return labelled + rest
 
 
 def _select(rows: Sequence[Mapping[str, str]], where: Mapping[str, object]) -> list[Mapping[str, str]]:
@@ -62,13 +66,18 @@ def _check_cell(cell: Sequence[Mapping[str, str]], groups: list[str], where: str
 
 
 def final_table(spec: Mapping, rows: Sequence[Mapping[str, str]], groups: list[str]) -> str:
-    """``kind: final``: rows x columns of the final metric, mean ± spread over seeds."""
+    """``kind: final``: rows x columns of the final metric, mean ± spread over seeds; a column with
+    ``references`` (the paper's values) is followed by them."""
     rows = _select(rows, spec.get("where") or {})
-    labels, metric = spec.get("labels") or {}, spec["metric"]
-    row_values = _ordered(r[spec["rows"]] for r in rows)
+    labels, metric, references = spec.get("labels") or {}, spec["metric"], spec.get("references") or {}
+    row_values = _ordered((r[spec["rows"]] for r in rows), labels)
     column_key = spec.get("columns")
-    column_values = _ordered(r[column_key] for r in rows) if column_key else [None]
-    header = [spec.get("title") or spec["rows"]] + _column_headers(spec, column_values)
+    column_values = _ordered((r[column_key] for r in rows), labels) if column_key else [None]
+    header = [spec.get("title") or spec["rows"]]
+    for column, text in zip(column_values, _column_headers(spec, column_values)):
+        header.append(text)
+        if column in references:
+            header.append(f"{labels.get(column, column)} ({spec.get('reference_label', 'paper')})")
     lines = [_markdown_row(header), _markdown_row(["---"] * len(header))]
     for value in row_values:
         cells = [labels.get(value, value)]
@@ -78,6 +87,8 @@ def final_table(spec: Mapping, rows: Sequence[Mapping[str, str]], groups: list[s
             _check_cell(cell, [g for g in groups if g not in (spec["rows"], column_key)], f"({value}, {column})")
             cells.append(spread_text([float(r[metric]) for r in cell], spec["spread"], spec["digits"])
                          if cell else "–")
+            if column in references:
+                cells.append(str(references[column].get(value, "–")))
         lines.append(_markdown_row(cells))
     return "\n".join(lines)
 
@@ -94,7 +105,7 @@ def curve_table(spec: Mapping, rows: Sequence[Mapping[str, str]], curves: Sequen
     it; ``–`` past every run's budget), mean ± spread over seeds; a last row with the final values."""
     rows, curves = _select(rows, spec.get("where") or {}), _select(curves, spec.get("where") or {})
     metric, column_key = spec["metric"], spec.get("columns")
-    column_values = _ordered(r[column_key] for r in rows) if column_key else [None]
+    column_values = _ordered((r[column_key] for r in rows), spec.get("labels")) if column_key else [None]
     points = {r["point"] + "|" + r["experiment"]: r for r in rows}
     runs: dict[str, list[tuple[float, float]]] = {key: [] for key in points}
     for row in curves:
@@ -121,7 +132,7 @@ def curve_table(spec: Mapping, rows: Sequence[Mapping[str, str]], curves: Sequen
 
 def _column_headers(spec: Mapping, column_values: list[str | None]) -> list[str]:
     labels, form = spec.get("labels") or {}, spec.get("column_format") or "{}"
-    return [spec["metric"] if c is None else labels.get(c, form.format(c)) for c in column_values]
+    return [spec["metric"] if c is None else form.format(labels.get(c, c)) for c in column_values]
 
 
 def _markdown_row(cells: Sequence[str]) -> str:

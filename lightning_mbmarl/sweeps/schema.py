@@ -48,6 +48,8 @@ class TableSpec:
     labels: dict[str, str] = field(default_factory=dict)   # a column or row value -> the label printed
     column_format: str = "{}"                # the header of a column without a label, e.g. "seed {}"
     where: dict[str, str] = field(default_factory=dict)    # only the results rows with these column values
+    references: dict[str, dict[str, str]] = field(default_factory=dict)  # column value -> {row value: paper's}
+    reference_label: str = "paper"           # a reference column follows its column: "<column> (<label>)"
 
 
 @dataclass
@@ -60,17 +62,20 @@ class SweepSettings:
     metrics: list[str] = field(default_factory=lambda: ["eval/return"])   # final values recorded per point
     threads: Optional[int] = None            # OMP_NUM_THREADS of each point's run (null: inherited)
     tables: list[TableSpec] = field(default_factory=list)
+    objective: Optional[str] = None          # a search's objective: the final metric each trial returns
     document: Optional[str] = None           # the README or docs page that prints these tables (checked by a test)
 
 
 @dataclass
 class GridPoint:
     """One run of the grid: ``fit --config <config> --seed_everything=<seed>`` plus ``args`` (a nested mapping,
-    flattened to ``--a.b.c=value`` options of the package's command line)."""
+    flattened to ``--a.b.c=value`` options of the package's command line). ``vars`` are grid values with a name of
+    their own, for interpolations (``config: conf/${point.vars.method}_icg.yaml``); each is a results column."""
 
     config: str = MISSING
     seed: int = 0
     args: dict[str, Any] = field(default_factory=dict)
+    vars: dict[str, Any] = field(default_factory=dict)   # named grid values for interpolations, e.g. the method
 
 
 @dataclass
@@ -83,6 +88,7 @@ class SweepFile:
 HYDRA_SETTINGS = {
     "sweep": {"dir": "${sweep.output_dir}/${sweep.name}/.hydra/${now:%Y-%m-%d_%H-%M-%S}", "subdir": "${hydra.job.num}"},
     "job": {"chdir": False},
+    "callbacks": {"best_point": {"_target_": "lightning_mbmarl.sweeps.search.BestPoint"}},
 }
 
 SCHEMA_NAME = "lightning_mbmarl_sweep"
