@@ -1,5 +1,5 @@
 """The SMAX CPU protocol's configs (benchmarks/README.md, "SMAX on a CPU"), each run end to end for two iterations
-at its own sizes: a pipeline check (the learning evidence is benchmarks/mag_smax.py's results, not a test).
+at its own sizes: a pipeline check (the learning evidence is the mag_smax_cpu sweep's results, not a test).
 Warm-up, replay windows per batch, update counts, policy rounds, PPO epochs and evaluations are cut to keep the suite
 fast; network sizes and everything else are the config's."""
 

@@ -130,7 +130,7 @@ def run_point(config: DictConfig) -> dict[str, Any] | float:
     settings = config.sweep
     point = make_point(OmegaConf.to_container(config.point, resolve=True), list(HydraConfig.get().overrides.task))
     run = PointRun(point, settings.output_dir, settings.name, settings.results, list(settings.metrics),
-                   settings.threads)
+                   settings.threads, {key: str(value) for key, value in settings.env.items()})
     row = run.run(rank=int(os.environ.get("SLURM_PROCID", "0")))
     return float(row[settings.objective]) if settings.objective and row else row
 

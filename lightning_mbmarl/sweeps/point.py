@@ -107,8 +107,8 @@ class PointRun:
     """Runs one point of a sweep and records it: the results row, the curve rows, the attempts."""
 
     def __init__(self, point: Point, output_dir: str | Path, sweep_name: str, results: str | Path,
-                 metrics: list[str], threads: int | None = None) -> None:
-        self.point, self.metrics, self.threads = point, list(metrics), threads
+                 metrics: list[str], threads: int | None = None, env: Mapping[str, str] | None = None) -> None:
+        self.point, self.metrics, self.threads, self.env = point, list(metrics), threads, dict(env or {})
         self.results = Path(results)
         self.curves = self.results.with_name(self.results.stem + "_curves.csv")
         experiment_dir = Path(output_dir) / sweep_name / point.experiment
@@ -137,7 +137,7 @@ class PointRun:
             if not resume and (self.run_dir / "config.yaml").exists():
                 # an earlier attempt died before its first checkpoint: start it afresh, keeping its folder aside
                 self.run_dir.rename(self.run_dir.with_name(f"{self.point.name}.failed_{len(record['attempts'])}"))
-        env = dict(os.environ)
+        env = {**os.environ, **self.env}
         env.pop(RUN_DIR_ENV, None)
         if rank != 0:  # the other tasks of a multi-device SLURM job join rank 0's run folder, as DDP workers do
             env[RUN_DIR_ENV] = str(self.run_dir)

@@ -26,18 +26,19 @@ def group_columns(rows: Sequence[Mapping[str, str]], metrics: Iterable[str]) -> 
     return [column for column in rows[0] if column not in skip]
 
 
-def spread_text(values: list[float], spread: str, digits: int) -> str:
+def spread_text(values: list[float], spread: str, digits: int, count: bool = False) -> str:
     """``mean ± spread`` over seeds (``std``: sample standard deviation; ``se``: standard error of the mean); the
-    value alone for a single seed."""
+    value alone for a single seed; with ``count``, the number of seeds after it."""
     mean = statistics.fmean(values)
+    suffix = f" ({len(values)})" if count else ""
     if len(values) < 2:
-        return f"{mean:.{digits}f}"
+        return f"{mean:.{digits}f}{suffix}"
     deviation = statistics.stdev(values)
     if spread == "se":
         deviation /= math.sqrt(len(values))
     elif spread != "std":
         raise ValueError(f"table spread {spread!r}: use std or se")
-    return f"{mean:.{digits}f} ± {deviation:.{digits}f}"
+    return f"{mean:.{digits}f} ± {deviation:.{digits}f}{suffix}"
 
 
 def _ordered(values: Iterable[str], labels: Mapping[str, str] | None = None) -> list[str]:
@@ -85,8 +86,8 @@ def final_table(spec: Mapping, rows: Sequence[Mapping[str, str]], groups: list[s
             cell = [r for r in rows if r[spec["rows"]] == value and (column is None or r[column_key] == column)]
             cell = [r for r in cell if r.get(metric)]
             _check_cell(cell, [g for g in groups if g not in (spec["rows"], column_key)], f"({value}, {column})")
-            cells.append(spread_text([float(r[metric]) for r in cell], spec["spread"], spec["digits"])
-                         if cell else "–")
+            cells.append(spread_text([float(r[metric]) for r in cell], spec["spread"], spec["digits"],
+                                     spec.get("count", False)) if cell else "–")
             if column in references:
                 cells.append(str(references[column].get(value, "–")))
         lines.append(_markdown_row(cells))
@@ -121,10 +122,12 @@ def curve_table(spec: Mapping, rows: Sequence[Mapping[str, str]], curves: Sequen
             _check_cell([points[k] for k in members], [g for g in groups if g != column_key], f"({mark}, {column})")
             values = [value_at(sorted(runs[k]), mark) for k in members if float(points[k]["env_steps"]) >= mark]
             values = [v for v in values if v is not None]
-            cells.append(spread_text(values, spec["spread"], spec["digits"]) if values else "–")
+            cells.append(spread_text(values, spec["spread"], spec["digits"], spec.get("count", False))
+                         if values else "–")
         lines.append(_markdown_row(cells))
     finals = [spread_text([float(points[k][metric]) for k in points
-                           if column is None or points[k][column_key] == column], spec["spread"], spec["digits"])
+                           if column is None or points[k][column_key] == column], spec["spread"], spec["digits"],
+                          spec.get("count", False))
               for column in column_values]
     lines.append(_markdown_row(["final", *finals]))
     return "\n".join(lines)
@@ -139,8 +142,7 @@ def _markdown_row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def plot_curves(path: Path, metric: str, rows: Sequence[Mapping[str, str]], curves: Sequence[Mapping[str, str]],
-                groups: list[str]) -> None:
+def plot_curves(path: Path, metric: str, curves: Sequence[Mapping[str, str]], groups: list[str]) -> None:
     """One line per setting (mean over seeds at each evaluation step; the band: min to max over seeds)."""
     import matplotlib
 
@@ -157,8 +159,8 @@ def plot_curves(path: Path, metric: str, rows: Sequence[Mapping[str, str]], curv
     for setting, seeds in settings.items():
         steps = sorted({at for curve in seeds.values() for at, _ in curve})
         at_step = [[v for v in (value_at(sorted(c), s) for c in seeds.values()) if v is not None] for s in steps]
-        axes.plot(steps, [statistics.fmean(v) for v in at_step],
-                  label=f"{', '.join(setting)} ({len(seeds)} seeds)")
+        name = ", ".join(setting[1:]) or setting[0]  # the grid values; the experiment where there are none
+        axes.plot(steps, [statistics.fmean(v) for v in at_step], label=f"{name} ({len(seeds)} seeds)")
         axes.fill_between(steps, [min(v) for v in at_step], [max(v) for v in at_step], alpha=0.2)
     axes.set_xlabel("environment steps")
     axes.set_ylabel(metric)
@@ -170,7 +172,7 @@ def plot_curves(path: Path, metric: str, rows: Sequence[Mapping[str, str]], curv
 
 def report(settings: Mapping, plots: bool = True) -> str:
     """The sweep's tables as Markdown (blank line between tables); with ``plots``, one PNG per metric beside the
-    results file (``<results>_<metric>.png``)."""
+    results file (``<results>_<metric>.png``; ``<results>_<value>_<metric>.png`` per value of ``plot_by``)."""
     results = Path(settings["results"])
     rows = read_results(results)
     if not rows:
@@ -180,9 +182,12 @@ def report(settings: Mapping, plots: bool = True) -> str:
     tables = [final_table(spec, rows, groups) if spec["kind"] == "final" else curve_table(spec, rows, curves, groups)
               for spec in settings["tables"]]
     if plots and curves:
-        for metric in settings["metrics"]:
-            plot_curves(results.with_name(f"{results.stem}_{metric.replace('/', '_')}.png"), metric, rows, curves,
-                        groups)
+        panel = settings.get("plot_by")
+        for value in _ordered(r[panel] for r in rows) if panel else [None]:
+            selected = _select(curves, {panel: value}) if panel else curves
+            for metric in settings["metrics"]:
+                name = "_".join(p for p in (results.stem, value, metric.replace("/", "_")) if p)
+                plot_curves(results.with_name(f"{name}.png"), metric, selected, [g for g in groups if g != panel])
     return "\n\n".join(tables)
 
 

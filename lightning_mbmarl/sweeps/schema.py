@@ -45,6 +45,7 @@ class TableSpec:
     spread: str = "std"                      # std | se (standard error of the mean)
     digits: int = 2
     title: str = ""                          # the first header cell
+    count: bool = False                      # show the number of seeds in each cell: "0.50 ± 0.08 (3)"
     labels: dict[str, str] = field(default_factory=dict)   # a column or row value -> the label printed
     column_format: str = "{}"                # the header of a column without a label, e.g. "seed {}"
     where: dict[str, str] = field(default_factory=dict)    # only the results rows with these column values
@@ -61,6 +62,8 @@ class SweepSettings:
     output_dir: str = "outputs/sweeps"
     metrics: list[str] = field(default_factory=lambda: ["eval/return"])   # final values recorded per point
     threads: Optional[int] = None            # OMP_NUM_THREADS of each point's run (null: inherited)
+    env: dict[str, str] = field(default_factory=dict)     # more environment variables of each point's run
+    plot_by: Optional[str] = None            # one learning-curve figure per value of this results column
     tables: list[TableSpec] = field(default_factory=list)
     objective: Optional[str] = None          # a search's objective: the final metric each trial returns
     document: Optional[str] = None           # the README or docs page that prints these tables (checked by a test)
