@@ -40,10 +40,11 @@ class SweepError(ValueError):
     """A sweep that cannot start: what is wrong, before any job ran."""
 
 
-def grid_jobs(params: dict[str, str], sweep_overrides: list[str]) -> list[list[str]]:
+def grid_jobs(params: dict[str, str], overrides: list[str]) -> list[list[str]]:
     """Every grid point's overrides: the product of the sweep file's ``hydra.sweeper.params`` and the command
-    line's sweep overrides (``key=a,b``, ``key=range(3)``), as Hydra's basic sweeper expands them."""
-    lines = [f"{key}={value}" for key, value in params.items()] + sweep_overrides
+    line's overrides (``key=a,b`` and ``key=range(3)`` sweep; ``key=a`` sets, replacing the sweep file's values), as
+    Hydra's basic sweeper expands them."""
+    lines = [f"{key}={value}" for key, value in params.items()] + overrides
     return BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None)[0]
 
 
@@ -63,7 +64,7 @@ def check_sweep(config_dir: Path, config_name: str, overrides: list[str]) -> lis
             base = _compose(config_name, fixed, hydra_config=True)
             params = dict(base.hydra.sweeper.get("params") or {})
             if base.hydra.sweeper._target_.endswith(".BasicSweeper"):
-                jobs = grid_jobs(params, swept)
+                jobs = grid_jobs(params, list(overrides))
                 if not (params or swept) or not jobs:
                     raise SweepError(f"{config_name}: the grid is empty: name at least one key with values under "
                                      "hydra.sweeper.params in the sweep file (e.g. point.seed: range(3)) or on the "
@@ -73,7 +74,7 @@ def check_sweep(config_dir: Path, config_name: str, overrides: list[str]) -> lis
                 _check_search(base, params)
             checked: set[tuple[str, ...]] = set()
             for job in jobs:
-                point = make_point(_compose(config_name, fixed + job).point, job)
+                point = make_point(_compose(config_name, job).point, job)
                 command = tuple(fit_command(point, Path("checked"), resume=False)[3:])
                 if command in checked:
                     continue
