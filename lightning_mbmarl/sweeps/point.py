@@ -73,24 +73,22 @@ def _option_value(value: Any) -> str:
     return str(value)
 
 
-def grid_values(job_overrides: list[str]) -> tuple[tuple[str, str], ...]:
-    """The point's grid values from its Hydra job overrides: every ``point.vars.*`` and ``point.args.*`` key set by
-    the sweep or the command line, as (name, value): ``("method", "moma")``,
-    ``("model.init_args.aorpo.rollout_length", "15")``; vars first."""
-    named, options = [], []
+def grid_values(variables: Mapping[str, Any], job_overrides: list[str]) -> tuple[tuple[str, str], ...]:
+    """The point's grid values, as (name, value): every ``point.vars`` entry (``("method", "moma")``), then every
+    ``point.args.*`` key set by the sweep or the command line (``("model.init_args.aorpo.rollout_length", "15")``)."""
+    options = []
     for override in job_overrides:
         key, _, value = override.lstrip("+~").partition("=")
-        if key.startswith("point.vars."):
-            named.append((key.removeprefix("point.vars."), value))
-        elif key.startswith("point.args."):
+        if key.startswith("point.args."):
             options.append((key.removeprefix("point.args."), value))
-    return tuple(sorted(named) + sorted(options))
+    return tuple(sorted((name, str(value)) for name, value in variables.items()) + sorted(options))
 
 
 def make_point(point_config: Mapping[str, Any], job_overrides: list[str]) -> Point:
     """The :class:`Point` of a composed sweep config's ``point`` section and the job's Hydra overrides."""
     return Point(config=str(point_config["config"]), seed=int(point_config["seed"]),
-                 options=tuple(flatten_options(point_config.get("args") or {})), grid=grid_values(job_overrides))
+                 options=tuple(flatten_options(point_config.get("args") or {})),
+                 grid=grid_values(point_config.get("vars") or {}, job_overrides))
 
 
 def fit_command(point: Point, run_dir: Path, resume: bool) -> list[str]:
@@ -144,7 +142,7 @@ class PointRun:
         if self.threads is not None:
             env["OMP_NUM_THREADS"] = str(self.threads)
         command = fit_command(self.point, self.run_dir, resume)
-        start, started = time.perf_counter(), _now()
+        start, started, commit = time.perf_counter(), _now(), code_commit()  # the code this attempt runs
         with open(self.log_file, "a") as log:
             log.write(f"\n# {started} {' '.join(command)}\n")
             log.flush()
@@ -153,7 +151,7 @@ class PointRun:
             record["command"] = command[1:]
             record["attempts"].append({"start": started, "seconds": round(time.perf_counter() - start),
                                        "exit": status, "resumed": resume})
-            record["commit"] = code_commit()
+            record["commit"] = commit
             if status != 0:
                 self._write(record)
         if stop is not None:

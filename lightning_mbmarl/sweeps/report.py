@@ -18,6 +18,12 @@ from lightning_mbmarl.sweeps.results import read_results
 NOT_GRID = ("point", "config", "env_steps", "seconds", "commit", "recorded")
 
 
+def latest_rows(rows: Sequence[Mapping[str, str]]) -> list[Mapping[str, str]]:
+    """One row per point (the latest, where a point was recorded again after its run folder was removed)."""
+    latest = {(r["point"], r["experiment"]): r for r in rows}
+    return list(latest.values())
+
+
 def group_columns(rows: Sequence[Mapping[str, str]], metrics: Iterable[str]) -> list[str]:
     """The columns that tell the points of a sweep apart, other than the seed: the experiment and grid values."""
     if not rows:
@@ -26,11 +32,11 @@ def group_columns(rows: Sequence[Mapping[str, str]], metrics: Iterable[str]) -> 
     return [column for column in rows[0] if column not in skip]
 
 
-def spread_text(values: list[float], spread: str, digits: int, count: bool = False) -> str:
+def spread_text(values: list[float], spread: str, digits: int, seeds: int | None = None) -> str:
     """``mean ± spread`` over seeds (``std``: sample standard deviation; ``se``: standard error of the mean); the
-    value alone for a single seed; with ``count``, the number of seeds after it."""
+    value alone for a single seed; ``(n of <seeds> seeds)`` after it where fewer than ``seeds`` are recorded."""
     mean = statistics.fmean(values)
-    suffix = f" ({len(values)})" if count else ""
+    suffix = f" ({len(values)} of {seeds} seeds)" if seeds and len(values) < seeds else ""
     if len(values) < 2:
         return f"{mean:.{digits}f}{suffix}"
     deviation = statistics.stdev(values)
@@ -87,7 +93,7 @@ def final_table(spec: Mapping, rows: Sequence[Mapping[str, str]], groups: list[s
             cell = [r for r in cell if r.get(metric)]
             _check_cell(cell, [g for g in groups if g not in (spec["rows"], column_key)], f"({value}, {column})")
             cells.append(spread_text([float(r[metric]) for r in cell], spec["spread"], spec["digits"],
-                                     spec.get("count", False)) if cell else "–")
+                                     spec.get("seeds")) if cell else "–")
             if column in references:
                 cells.append(str(references[column].get(value, "–")))
         lines.append(_markdown_row(cells))
@@ -122,12 +128,12 @@ def curve_table(spec: Mapping, rows: Sequence[Mapping[str, str]], curves: Sequen
             _check_cell([points[k] for k in members], [g for g in groups if g != column_key], f"({mark}, {column})")
             values = [value_at(sorted(runs[k]), mark) for k in members if float(points[k]["env_steps"]) >= mark]
             values = [v for v in values if v is not None]
-            cells.append(spread_text(values, spec["spread"], spec["digits"], spec.get("count", False))
+            cells.append(spread_text(values, spec["spread"], spec["digits"], spec.get("seeds"))
                          if values else "–")
         lines.append(_markdown_row(cells))
     finals = [spread_text([float(points[k][metric]) for k in points
                            if column is None or points[k][column_key] == column], spec["spread"], spec["digits"],
-                          spec.get("count", False))
+                          spec.get("seeds"))
               for column in column_values]
     lines.append(_markdown_row(["final", *finals]))
     return "\n".join(lines)
@@ -174,14 +180,14 @@ def report(settings: Mapping, plots: bool = True) -> str:
     """The sweep's tables as Markdown (blank line between tables); with ``plots``, one PNG per metric beside the
     results file (``<results>_<metric>.png``; ``<results>_<value>_<metric>.png`` per value of ``plot_by``)."""
     results = Path(settings["results"])
-    rows = read_results(results)
+    rows = latest_rows(read_results(results))
     if not rows:
         raise FileNotFoundError(f"{results}: no finished points yet; run the sweep first")
     curves = read_results(results.with_name(results.stem + "_curves.csv"))
     groups = group_columns(rows, settings["metrics"])
     tables = [final_table(spec, rows, groups) if spec["kind"] == "final" else curve_table(spec, rows, curves, groups)
               for spec in settings["tables"]]
-    if plots and curves:
+    if plots and any(float(c["env_steps"]) > 0 for c in curves):  # offline runs have no environment-step curves
         panel = settings.get("plot_by")
         for value in _ordered(r[panel] for r in rows) if panel else [None]:
             selected = _select(curves, {panel: value}) if panel else curves

@@ -45,7 +45,7 @@ class TableSpec:
     spread: str = "std"                      # std | se (standard error of the mean)
     digits: int = 2
     title: str = ""                          # the first header cell
-    count: bool = False                      # show the number of seeds in each cell: "0.50 ± 0.08 (3)"
+    seeds: Optional[int] = None              # seeds a cell should have: fewer show "(2 of 3 seeds)"
     labels: dict[str, str] = field(default_factory=dict)   # a column or row value -> the label printed
     column_format: str = "{}"                # the header of a column without a label, e.g. "seed {}"
     where: dict[str, str] = field(default_factory=dict)    # only the results rows with these column values
