@@ -23,6 +23,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -43,7 +43,6 @@ def load_run(checkpoint: Path) -> tuple[Any, Any]:
 
 def play_episode(model: Any, env_config: Any, seed: int, chart: bool, max_steps: int) -> list[np.ndarray]:
     """Frames (RGB uint8 ``[H, W, 3]``) of one greedy episode: the environment's own, or charts."""
-    import torch
 
     from lightning_mbmarl.data.env_runner import EnvRunner
     from lightning_mbmarl.envs import EnvConfig, VectorMultiAgentEnv, make_env
