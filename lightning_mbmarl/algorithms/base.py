@@ -205,8 +205,14 @@ class MultiAgentAlgorithm(L.LightningModule):
         Each ``self.log`` costs about a millisecond on CPU (16% of an AORPO run when every step logged), so training
         steps log only when this is true. (A value logged at another step is not lost: Lightning writes each key's
         latest value at every later logged step of the epoch.)"""
-        # The trainer's own test (public behaviour, private attribute: Lightning exposes no public accessor).
-        return self._trainer is None or self.trainer._logger_connector.should_update_logs
+        if self._trainer is None or not self.trainer.training:
+            return True
+        every = self.trainer.log_every_n_steps
+        if every == 0:
+            return False
+        # the trainer's own rule, on its public progress counter: batches fetched so far, this one included
+        fetched = self.trainer.fit_loop.epoch_loop.batch_progress.total.ready
+        return fetched % every == 0 or self.trainer.should_stop
 
     def record_episodes(self, episodes: list[FinishedEpisode]) -> None:
         """Keep finished training episodes until the next logged step, which reports them all."""
