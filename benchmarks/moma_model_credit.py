@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from lightning_mbmarl.algorithms.loading import load_algorithm
+from lightning_mbmarl.data.checkpoints import load_algorithm
 from lightning_mbmarl.algorithms.moma_ppo import MOMAPPO
 from lightning_mbmarl.data.encoding import encode_actions
 from lightning_mbmarl.data.offline_datamodule import OfflineDataModule

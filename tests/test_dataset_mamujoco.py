@@ -13,7 +13,7 @@ import torch
 
 pytest.importorskip("gymnasium_robotics", reason="MaMuJoCo needs the mamujoco extra: pip install -e '.[mamujoco]'")
 
-from lightning_mbmarl.algorithms.loading import load_algorithm  # noqa: E402
+from lightning_mbmarl.data.checkpoints import load_algorithm  # noqa: E402
 from lightning_mbmarl.algorithms.mappo import MAPPO  # noqa: E402
 from lightning_mbmarl.data.dataset_tool import example_recipe, main, make_command_hint  # noqa: E402
 from lightning_mbmarl.data.hdf5_format import DatasetError, OfflineDataset, read_dataset, write_dataset  # noqa: E402

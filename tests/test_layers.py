@@ -26,12 +26,6 @@ LAYERS = {
     "sweeps": 4,
 }
 SIBLINGS_APART = {frozenset({"world_models", "learners"})}
-# Upward imports still to remove: the dataset tools roll out trained policies, which they load through algorithms/.
-KNOWN_UPWARD = {
-    ("data/collection.py", "algorithms"),
-    ("data/dataset_tool.py", "algorithms"),
-    ("data/mamujoco_datasets.py", "algorithms"),
-}
 
 
 def part_of(module: str) -> str:
@@ -65,14 +59,9 @@ def test_imports_only_point_down():
             other = part_of(module)
             if other == own:
                 continue
-            if LAYERS[other] > LAYERS[own] and (relative, other) not in KNOWN_UPWARD:
+            if LAYERS[other] > LAYERS[own]:
                 upward.append(f"{relative} (layer {LAYERS[own]}) imports {module} (layer {LAYERS[other]})")
             if frozenset({own, other}) in SIBLINGS_APART:
                 upward.append(f"{relative} imports {module}: {own} and {other} must not import each other")
     assert not upward, "imports that point up:\n" + "\n".join(upward)
 
-
-def test_the_known_upward_imports_are_still_there():
-    """Remove an entry from KNOWN_UPWARD once its import is gone, so the list never hides a new one."""
-    for relative, other in KNOWN_UPWARD:
-        assert any(part_of(m) == other for m in imports_of(PACKAGE / relative)), (relative, other)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
 
-from lightning_mbmarl.algorithms.base import MultiAgentAlgorithm
 from lightning_mbmarl.data.encoding import encode_actions
 from lightning_mbmarl.data.hdf5_format import FORMAT_VERSION, OfflineDataset
 from lightning_mbmarl.envs import EnvConfig, EnvSpec, StepResult, TeamObservation, make_vector_env
@@ -42,6 +41,19 @@ def uniform_policy(low: float = -1.0, high: float = 1.0) -> TeamPolicy:
     return policy
 
 
+class TrainedTeam(Protocol):
+    """What rolling out a trained method needs of it (every ``MultiAgentAlgorithm`` has it): its environment spec,
+    device, history length and ``act``."""
+
+    env_spec: EnvSpec
+    history_length: int
+    device: torch.device
+
+    def eval(self) -> TrainedTeam: ...
+
+    def act(self, obs: torch.Tensor, avail: torch.Tensor, history: History, greedy: bool) -> torch.Tensor: ...
+
+
 class AlgorithmPolicy:
     """A trained method as a :data:`TeamPolicy` over ``B`` environment copies, on the observation function it was
     trained with.
@@ -53,7 +65,7 @@ class AlgorithmPolicy:
     torch's global generator. Continuous actions are clipped to the spec's bounds, as the environment applies them.
     """
 
-    def __init__(self, algorithm: MultiAgentAlgorithm, greedy: bool) -> None:
+    def __init__(self, algorithm: TrainedTeam, greedy: bool) -> None:
         self.algorithm, self.greedy = algorithm.eval(), greedy
         self.spec = algorithm.env_spec
         self.observer = StateObserver(self.spec)

@@ -21,8 +21,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lightning_mbmarl.algorithms.loading import export_policy
 from lightning_mbmarl.data import mamujoco_datasets
+from lightning_mbmarl.data.checkpoints import export_policy
 from lightning_mbmarl.data.collection import collect_dataset, icg_dataset_policy
 from lightning_mbmarl.data.hdf5_format import DatasetError, OfflineDataset, read_dataset, write_dataset
 from lightning_mbmarl.envs import EnvConfig

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import torch
 
-from lightning_mbmarl.algorithms.loading import load_algorithm
+from lightning_mbmarl.data.checkpoints import load_algorithm
 from lightning_mbmarl.data.collection import (
     AlgorithmPolicy,
     TeamPolicy,

@@ -1,4 +1,6 @@
-"""Loading a trained method from its Lightning checkpoint without knowing its class beforehand."""
+"""Loading a trained method from its Lightning checkpoint without knowing its class beforehand: the class is the one
+the checkpoint names (a method of ``lightning_mbmarl.algorithms``, imported by name, as LightningCLI resolves a
+``class_path``), so the data layer loads trained teams without importing the layer above it."""
 
 from __future__ import annotations
 
@@ -9,13 +11,13 @@ from pathlib import Path
 
 import torch
 
-from lightning_mbmarl.algorithms.base import MultiAgentAlgorithm
+from lightning_mbmarl.data.collection import TrainedTeam
 
-_PACKAGE = "lightning_mbmarl."
+_PACKAGE = "lightning_mbmarl.algorithms."
 
 
-def checkpoint_class(path: str | os.PathLike[str]) -> type[MultiAgentAlgorithm]:
-    """The :class:`MultiAgentAlgorithm` subclass a checkpoint holds.
+def checkpoint_class(path: str | os.PathLike[str]) -> type:
+    """The method class (a ``MultiAgentAlgorithm`` subclass of ``lightning_mbmarl.algorithms``) a checkpoint holds.
 
     LightningCLI stores the model's class as ``hyper_parameters["_class_path"]`` (e.g.
     ``"lightning_mbmarl.algorithms.mappo.MAPPO"``); only classes of this package are imported.
@@ -37,12 +39,14 @@ def checkpoint_class(path: str | os.PathLike[str]) -> type[MultiAgentAlgorithm]:
         )
     module_name, _, class_name = class_path.rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, MultiAgentAlgorithm)):
-        raise ValueError(f"checkpoint {path}: {class_path} is not a MultiAgentAlgorithm subclass")
+    methods = ("load_from_checkpoint", "act")
+    if not (isinstance(cls, type) and all(callable(getattr(cls, name, None)) for name in methods)):
+        raise ValueError(f"checkpoint {path}: {class_path} is not a method of lightning_mbmarl.algorithms "
+                         "(a MultiAgentAlgorithm subclass)")
     return cls
 
 
-def load_algorithm(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> MultiAgentAlgorithm:
+def load_algorithm(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> TrainedTeam:
     """The method a checkpoint holds, with its trained weights, in eval mode on ``map_location``."""
     cls = checkpoint_class(path)
     return cls.load_from_checkpoint(path, map_location=map_location).eval()
