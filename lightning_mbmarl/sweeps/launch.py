@@ -70,7 +70,7 @@ def check_sweep(config_dir: Path, config_name: str, overrides: list[str]) -> lis
                                      "hydra.sweeper.params in the sweep file (e.g. point.seed: range(3)) or on the "
                                      "command line (point.seed=0,1,2)")
             else:  # a search: its points are not known in advance; the base point and the searched keys are
-                jobs = [[]]
+                jobs = [fixed]
                 _check_search(base, params)
             checked: set[tuple[str, ...]] = set()
             for job in jobs:
