@@ -72,7 +72,7 @@ class AORPOConfig:
     rollout_ramp_env_steps: int = 5_000  # environment steps (this rank) over which k grows to rollout_length
     model_store_capacity: int = 200_000  # model transitions kept (all egos together)
     real_ratio: float = 0.5  # share of real transitions in each policy batch; each agent also learns from the model
-    # transitions of its own ego only, so its real share is r / (r + (1 - r) / N): 0.25 gives the released code's 50/50
+    # transitions of its own ego only, so its real share is r / (r + (1 - r) / N): N = 3, r = 0.25 is the released 50/50
     opponent_rollout: str = "adaptive"  # adaptive (paper) | models (never query real opponents) | real (always)
     rollout_length_rule: str = "error_ratio"  # n_j rule: error_ratio (paper) | accuracy_ratio (released code)
 
