@@ -119,17 +119,13 @@ class PointRun:
             return json.loads(self.record_file.read_text())
         return {"point": self.point.name, "config": self.point.config, "attempts": [], "finished": False}
 
-    @property
-    def finished(self) -> bool:
-        return bool(self.record()["finished"])
-
     def run(self, rank: int = 0) -> dict[str, Any]:
         """Train the point unless it finished already (then return its results row); raises when the run fails.
         Only ``rank`` 0 (one per multi-task SLURM job) keeps the books; every rank runs the command."""
-        if self.finished:
-            return self.results_row(self.record())
-        resume = (self.run_dir / LAST_CHECKPOINT).exists()
         record = self.record()
+        if record["finished"]:
+            return self.results_row(record, self.evaluations())
+        resume = (self.run_dir / LAST_CHECKPOINT).exists()
         if rank == 0:
             self.run_dir.parent.mkdir(parents=True, exist_ok=True)
             if not resume and (self.run_dir / "config.yaml").exists():
@@ -162,9 +158,10 @@ class PointRun:
             raise RuntimeError(f"sweep point {self.point.experiment}/{self.point.name} failed with exit status "
                                f"{status}: see {self.log_file}; run the sweep again to resume it")
         record["finished"] = True
-        row = self.results_row(record)
+        evaluations = self.evaluations()
+        row = self.results_row(record, evaluations)
         append_row(self.results, row)
-        for curve_row in self.curve_rows():
+        for curve_row in self.curve_rows(evaluations):
             append_row(self.curves, curve_row)
         self._write(record)
         return row
@@ -178,22 +175,25 @@ class PointRun:
         return {"point": self.point.name, "experiment": self.point.experiment, "config": self.point.config,
                 **dict(self.point.grid), "seed": self.point.seed}
 
-    def results_row(self, record: Mapping[str, Any]) -> dict[str, Any]:
+    def evaluations(self) -> list[tuple[float, dict[str, float]]]:
+        """The run's evaluations of ``metrics`` as (environment steps, values), read from its ``metrics.csv``."""
+        return evaluation_curve(metric_rows(self.run_dir), self.metrics)
+
+    def results_row(self, record: Mapping[str, Any], evaluations: list[tuple[float, dict[str, float]]]
+                    ) -> dict[str, Any]:
         """The point's results row: identity, grid values, final environment steps and metrics, wall-clock over all
         attempts, commit, time recorded."""
-        curve = evaluation_curve(metric_rows(self.run_dir), self.metrics)
-        if not curve:
+        if not evaluations:
             raise RuntimeError(f"{self.run_dir}/metrics.csv logged none of {self.metrics} together: name metrics the "
                                "run's evaluation logs in sweep.metrics")
-        env_steps, final = curve[-1]
+        env_steps, final = evaluations[-1]
         return {**self._identity(), "env_steps": int(env_steps), **final,
                 "seconds": sum(a["seconds"] for a in record["attempts"]), "commit": record.get("commit", "unknown"),
                 "recorded": _now()}
 
-    def curve_rows(self) -> list[dict[str, Any]]:
+    def curve_rows(self, evaluations: list[tuple[float, dict[str, float]]]) -> list[dict[str, Any]]:
         """One row per evaluation: identity, environment steps, metrics (what ``report`` plots)."""
-        return [{**self._identity(), "env_steps": int(at), **values}
-                for at, values in evaluation_curve(metric_rows(self.run_dir), self.metrics)]
+        return [{**self._identity(), "env_steps": int(at), **values} for at, values in evaluations]
 
 
 #: signals that ask a point to stop early: SLURM's pre-emption / time-limit warnings (submitit asks for SIGUSR2,

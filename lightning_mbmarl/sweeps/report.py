@@ -119,20 +119,22 @@ def curve_table(spec: Mapping, rows: Sequence[Mapping[str, str]], curves: Sequen
         key = row["point"] + "|" + row["experiment"]
         if key in runs and row.get(metric):
             runs[key].append((float(row["env_steps"]), float(row[metric])))
+    runs = {key: sorted(curve) for key, curve in runs.items()}
+    members = {column: [k for k, r in points.items() if column is None or r[column_key] == column]
+               for column in column_values}
+    for column, keys in members.items():
+        _check_cell([points[k] for k in keys], [g for g in groups if g != column_key], f"(column {column})")
     header = [spec.get("title") or "env steps"] + _column_headers(spec, column_values)
     lines = [_markdown_row(header), _markdown_row(["---"] * len(header))]
     for mark in spec["marks"]:
         cells = [str(mark)]
         for column in column_values:
-            members = [k for k, r in points.items() if column is None or r[column_key] == column]
-            _check_cell([points[k] for k in members], [g for g in groups if g != column_key], f"({mark}, {column})")
-            values = [value_at(sorted(runs[k]), mark) for k in members if float(points[k]["env_steps"]) >= mark]
+            values = [value_at(runs[k], mark) for k in members[column] if float(points[k]["env_steps"]) >= mark]
             values = [v for v in values if v is not None]
             cells.append(spread_text(values, spec["spread"], spec["digits"], spec.get("seeds"))
                          if values else "–")
         lines.append(_markdown_row(cells))
-    finals = [spread_text([float(points[k][metric]) for k in points
-                           if column is None or points[k][column_key] == column], spec["spread"], spec["digits"],
+    finals = [spread_text([float(points[k][metric]) for k in members[column]], spec["spread"], spec["digits"],
                           spec.get("seeds"))
               for column in column_values]
     lines.append(_markdown_row(["final", *finals]))
