@@ -311,3 +311,28 @@ def test_a_search_without_objective_or_with_an_unknown_key_fails_before_any_job(
     sweeps = write_sweep(tmp_path, text=SEARCH_SWEEP.replace("masac.actor_lr: interval", "masac.critic_lr: interval"))
     with pytest.raises(SweepError, match="give it a default"):
         check_sweep(sweeps, "tiny", ["hydra/sweeper=optuna"])
+
+
+def test_config_groups_choose_a_points_config_budget_and_ablation(monkeypatch):
+    """``aorpo_mpe_spread`` takes each point's method (config and budget), settings and ablation variant from the
+    config groups of ``conf/sweeps/mpe_spread/``: their values are the point's grid values, their options its own."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from lightning_mbmarl.sweeps.point import make_point
+
+    monkeypatch.chdir(REPO)
+    register()
+    job = ["mpe_spread/method=aorpo", "mpe_spread/settings=released", "mpe_spread/variant=package_learner_no_model_data",
+           "point.seed=3"]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(REPO / "conf" / "sweeps"), version_base="1.3"):
+        point = make_point(compose("aorpo_mpe_spread", overrides=job).point, job)
+    GlobalHydra.instance().clear()
+    assert point.config == "conf/aorpo_mpe_spread_released.yaml"
+    assert point.name == "method=aorpo,settings=released,variant=package_learner_no_model_data,seed=3"
+    assert {"--model.init_args.online.total_env_steps=12000", "--model.init_args.aorpo.real_ratio=1.0",
+            "--model.init_args.online.batch_size=1024", "--model.init_args.masac.tau=0.01"} <= set(point.options)
+    # released settings exist for AORPO and MASAC only: the grid fails before any job, naming the missing config
+    with pytest.raises(SweepError, match="no config file conf/aordpg_mpe_spread_released.yaml"):
+        check_sweep(REPO / "conf" / "sweeps", "aorpo_mpe_spread", ["mpe_spread/settings=released"])
