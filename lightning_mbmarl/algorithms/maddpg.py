@@ -22,20 +22,15 @@ import torch
 
 from lightning_mbmarl.algorithms.base import EvaluationConfig, as_config
 from lightning_mbmarl.algorithms.optimization import optimizer_step
-from lightning_mbmarl.algorithms.online import OnlineAlgorithm, OnlineConfig
-from lightning_mbmarl.data.online_datamodule import OnlineDataModule
+from lightning_mbmarl.algorithms.off_policy import OffPolicyAlgorithm
+from lightning_mbmarl.algorithms.online import OnlineConfig
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.maddpg import MADDPGAgents, MADDPGConfig, actor_loss, critic_loss
 from lightning_mbmarl.learners.masac import soft_update
-from lightning_mbmarl.learners.memory import History
 
 
-class MADDPG(OnlineAlgorithm):
+class MADDPG(OffPolicyAlgorithm):
     """MADDPG with per-agent deterministic actors and per-agent centralised critics."""
-
-    #: whether the actors read the other agents' (predicted) actions; subclasses that predict them (AORDPG) set it
-    #: and pass the predictions to ``agents.act`` / the batches they learn from
-    opponent_conditioning: bool = False
 
     def __init__(
         self,
@@ -46,15 +41,7 @@ class MADDPG(OnlineAlgorithm):
     ) -> None:
         super().__init__(env_spec, as_config(online, OnlineConfig), evaluation)
         self.save_config_hyperparameters()
-        self.config = as_config(maddpg, MADDPGConfig)
-        if self.config.policy_delay < 1:
-            raise ValueError(f"MADDPG: maddpg.policy_delay must be >= 1, got {self.config.policy_delay}")
-        self.agents = MADDPGAgents(self.env_spec, self.env_spec.state_dim, self.config, self.opponent_conditioning)
-        self.counters.update(gradient_steps=0)
-
-    def act(self, obs: torch.Tensor, avail: torch.Tensor, history: History, greedy: bool) -> torch.Tensor:
-        """Greedy: the deterministic actions; otherwise with exploration noise (continuous) / sampled (discrete)."""
-        return self.agents.act(obs, avail, greedy=greedy)
+        self.build_agents(as_config(maddpg, MADDPGConfig), MADDPGAgents, "maddpg")
 
     def configure_optimizers(self):
         c, agents = self.config, self.agents
@@ -62,10 +49,6 @@ class MADDPG(OnlineAlgorithm):
             torch.optim.Adam(agents.critic.parameters(), lr=c.critic_lr),
             torch.optim.Adam(agents.actor.parameters(), lr=c.actor_lr),
         ]
-
-    def update(self, datamodule: OnlineDataModule) -> dict[str, torch.Tensor]:
-        batch = datamodule.sample(self.online.batch_size)
-        return self.learn_from({key: value.to(self.device) for key, value in batch.items()})
 
     def learn_from(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One MADDPG gradient step on ``batch`` (keys: :mod:`lightning_mbmarl.learners.masac`); scalars to log."""

@@ -20,20 +20,15 @@ from typing import Any
 import torch
 
 from lightning_mbmarl.algorithms.base import EvaluationConfig, as_config
-from lightning_mbmarl.algorithms.online import OnlineAlgorithm, OnlineConfig
+from lightning_mbmarl.algorithms.off_policy import OffPolicyAlgorithm
+from lightning_mbmarl.algorithms.online import OnlineConfig
 from lightning_mbmarl.algorithms.optimization import optimizer_step
-from lightning_mbmarl.data.online_datamodule import OnlineDataModule
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.masac import MASACAgents, MASACConfig, actor_loss, alpha_loss, critic_loss, soft_update
-from lightning_mbmarl.learners.memory import History
 
 
-class MASAC(OnlineAlgorithm):
+class MASAC(OffPolicyAlgorithm):
     """Multi-agent SAC with per-agent actors, centralised twin critics and per-agent temperatures."""
-
-    #: whether the actors read the other agents' (predicted) actions; subclasses that predict them (AORPO) set it
-    #: and pass the predictions to ``agents.act`` / the batches they learn from
-    opponent_conditioning: bool = False
 
     def __init__(
         self,
@@ -44,15 +39,7 @@ class MASAC(OnlineAlgorithm):
     ) -> None:
         super().__init__(env_spec, as_config(online, OnlineConfig), evaluation)
         self.save_config_hyperparameters()
-        self.config = as_config(masac, MASACConfig)
-        if self.config.policy_delay < 1:
-            raise ValueError(f"MASAC: masac.policy_delay must be >= 1, got {self.config.policy_delay}")
-        self.agents = MASACAgents(self.env_spec, self.env_spec.state_dim, self.config, self.opponent_conditioning)
-        self.counters.update(gradient_steps=0)
-
-    def act(self, obs: torch.Tensor, avail: torch.Tensor, history: History, greedy: bool) -> torch.Tensor:
-        """Greedy: argmax / squashed mean; otherwise a sample of each actor."""
-        return self.agents.act(obs, avail, greedy=greedy)
+        self.build_agents(as_config(masac, MASACConfig), MASACAgents, "masac")
 
     def configure_optimizers(self):
         c, agents = self.config, self.agents
@@ -61,10 +48,6 @@ class MASAC(OnlineAlgorithm):
             torch.optim.Adam(agents.actor.parameters(), lr=c.actor_lr),
             torch.optim.Adam([agents.log_alpha], lr=c.alpha_lr),
         ]
-
-    def update(self, datamodule: OnlineDataModule) -> dict[str, torch.Tensor]:
-        batch = datamodule.sample(self.online.batch_size)
-        return self.learn_from({key: value.to(self.device) for key, value in batch.items()})
 
     def learn_from(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One MASAC gradient step on ``batch`` (keys: :mod:`lightning_mbmarl.learners.masac`); scalars to log."""
