@@ -84,9 +84,9 @@ def _check_histories(batch: dict[str, torch.Tensor]) -> None:
 
 
 def test_histories_in_batches(tiny_path: Path) -> None:
-    dm = OfflineDataModule(ENV, str(tiny_path), batch_size=8, history_length=2, validation_fraction=0.4)
+    dm = OfflineDataModule(ENV, str(tiny_path), batch_size=8, history_length=2, held_out_fraction=0.4)
     dm.setup("fit")
-    _check_histories(dm.validation_batch())
+    _check_histories(dm.held_out_batch())
     _check_histories(next(iter(dm.train_dataloader())))
     starts = dm.sample_start_states(64, torch.Generator().manual_seed(0))
     assert set(starts) == {"state", "obs", "avail", "history_obs", "history_action", "history_mask"}
@@ -113,14 +113,14 @@ def test_batch_keys_shapes_and_train_rows(icg_path: Path) -> None:
     assert batch["action"].dtype == torch.int64 and batch["avail"].dtype == torch.bool
     assert batch["history_mask"].dtype == torch.bool and batch["timeout"].dtype == torch.float32
     torch.testing.assert_close(batch["action_features"].argmax(-1), batch["action"])
-    assert len(dm.validation_batch()["reward"]) == len(dm.val_indices) == 50
+    assert len(dm.held_out_batch()["reward"]) == len(dm.held_out_indices) == 50
 
 
 def test_split_disjoint_and_reproducible(icg_path: Path) -> None:
     def split(seed: int) -> tuple[set[int], set[int]]:
-        dm = OfflineDataModule(ENV, str(icg_path), validation_fraction=0.2, seed=seed)
+        dm = OfflineDataModule(ENV, str(icg_path), held_out_fraction=0.2, seed=seed)
         dm.setup("fit")
-        return set(dm.train_indices.tolist()), set(dm.val_indices.tolist())
+        return set(dm.train_indices.tolist()), set(dm.held_out_indices.tolist())
 
     train, val = split(0)
     assert not train & val and train | val == set(range(500)) and len(val) == 100
@@ -129,7 +129,7 @@ def test_split_disjoint_and_reproducible(icg_path: Path) -> None:
 
 
 def test_train_batches_come_from_train_split(tiny_path: Path) -> None:
-    dm = OfflineDataModule(ENV, str(tiny_path), batch_size=50, history_length=2, validation_fraction=0.4)
+    dm = OfflineDataModule(ENV, str(tiny_path), batch_size=50, history_length=2, held_out_fraction=0.4)
     dm.setup("fit")
     rows = set((next(iter(dm.train_dataloader()))["obs"][:, 0, 0].int() - 1).tolist())
     assert rows == set(dm.train_indices.tolist())
@@ -168,7 +168,7 @@ def test_missing_dataset_with_recipe_is_created(tmp_path: Path) -> None:
     assert not path.exists()  # nothing happens before setup
     dm.setup("fit")
     assert path.exists()
-    assert len(dm.train_indices) + len(dm.val_indices) == 100  # 20 episodes of the env's 5 steps
+    assert len(dm.train_indices) + len(dm.held_out_indices) == 100  # 20 episodes of the env's 5 steps
 
 
 def test_missing_dataset_without_recipe_names_the_command(tmp_path: Path) -> None:

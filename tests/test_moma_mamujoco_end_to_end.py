@@ -40,7 +40,7 @@ def test_moma_ppo_runs_on_ant_po_and_logs_the_normalized_score(tmp_path, cli, re
     assert data.metadata["partition"]["observation"] == "partial" and data.spec.n_agents == 4
     assert read_metric(run, "counters/policy_iterations") == 3
     assert math.isfinite(read_metric(run, "eval/normalized_score"))
-    errors = [float(r["world_model/validation_error"]) for r in _rows(run) if r.get("world_model/validation_error")]
+    errors = [float(r["world_model/held_out_error"]) for r in _rows(run) if r.get("world_model/held_out_error")]
     assert len(errors) >= 3 and errors[-1] < errors[0]  # the world model learned the random dataset
     assert (run / "checkpoints" / "last.ckpt").exists()
 

@@ -27,7 +27,7 @@ def test_moma_ppo_solves_the_unfavorable_dataset(tmp_path, cli, read_metric, qui
     assert read_metric(run, "eval/normalized_score") >= 0.95
     assert read_metric(run, "counters/policy_iterations") == 30
     assert 1.0 <= read_metric(run, "rollouts/rollout_length") <= 10.0
-    assert read_metric(run, "world_model/elite_validation_error") >= 0.0
+    assert read_metric(run, "world_model/elite_held_out_error") >= 0.0
     assert (run / "config.yaml").exists() and (run / "plots" / "eval_normalized_score.png").exists()
     # A notebook loads the checkpoint with no trainer and evaluates it in the real environment.
     model = MOMAPPO.load_from_checkpoint(run / "checkpoints" / "last.ckpt")

@@ -21,7 +21,7 @@ from lightning_mbmarl.world_models import (
     ensemble_loss,
     reward_variance,
     select_elites,
-    validation_errors,
+    held_out_errors,
 )
 
 SMALL = dict(hidden=(16, 16))
@@ -142,11 +142,11 @@ def test_elite_selection_picks_lowest_errors():
     errors = torch.tensor([0.5, 0.1, 0.9, 0.3, 0.2, 0.8, 0.05])
     assert select_elites(errors, 5).tolist() == [6, 1, 4, 3, 0]
     assert select_elites(errors, 5).dtype == torch.long
-    # validation_errors: member m predicts next state m and reward m, the target is 0: error m^2
+    # held_out_errors: member m predicts next state m and reward m, the target is 0: error m^2
     model = constant_ensemble([[float(m)] * 2 for m in range(4)], [float(m) for m in range(4)])
     batch = {"state": torch.zeros(3, 2), "action_features": torch.zeros(3, 2, 2),
              "next_state": torch.zeros(3, 2), "reward": torch.zeros(3)}
-    assert validation_errors(model, batch).tolist() == pytest.approx([0.0, 1.0, 4.0, 9.0])
+    assert held_out_errors(model, batch).tolist() == pytest.approx([0.0, 1.0, 4.0, 9.0])
 
 
 def test_next_state_comes_from_one_random_elite_per_sample():
@@ -281,7 +281,7 @@ def test_ensemble_learns_tiny_dynamics(one_thread: None):
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    errors = validation_errors(model, val)
+    errors = held_out_errors(model, val)
     assert errors.max() < 1e-2, errors
     model.set_elites(select_elites(errors, 5))
     env = EnsembleModelEnv.from_dataset(model, torch.cat([train["state"], train["next_state"]]), train["reward"], 1.0)

@@ -165,7 +165,7 @@ class OpponentWiseModelUsage:
             logs["aorpo/opponent_nll"] = opponent["nll"]
         recent = to_device(datamodule.sample(1024, recent=config.error_window))
         if dynamics:
-            logs["aorpo/dynamics_validation_error"] = self.dynamics.select_elites(recent).mean()
+            logs["aorpo/dynamics_recent_error"] = self.dynamics.select_elites(recent).mean()
             self.counters["model_fits"] += 1
         if opponents:
             self.opponent_errors.copy_(self.opponent_models.errors(recent["obs"], recent["avail"], recent["action"]))

@@ -3,7 +3,7 @@
 Read top to bottom, one training step is one gradient step:
 
 1. **World-model phase** (``world_model_steps`` steps): the centralised Gaussian ensemble (7 members) is fitted to
-   dataset batches; at the end the 5 members with the lowest validation error on the held-out split become the
+   dataset batches; at the end the 5 members with the lowest error on the held-out split become the
    elites used for rollouts, and the (untrained) team is evaluated: the learning curve's first point.
 2. **Policy phase** (``policy_iterations`` rounds): each round samples ``rollout_starts`` dataset states with their
    agents' histories, rolls the current policies out for at most ``rollout_length`` steps in the model with the
@@ -34,7 +34,7 @@ from lightning_mbmarl.world_models.ensemble import (
     GaussianEnsemble,
     ensemble_loss,
     select_elites,
-    validation_errors,
+    held_out_errors,
 )
 from lightning_mbmarl.world_models.model_env import EnsembleModelEnv
 from lightning_mbmarl.world_models.termination import StateRangeTermination
@@ -133,7 +133,7 @@ class MOMAPPO(MultiAgentAlgorithm):
             env.state_high.copy_(bounds["state_high"])
             env.reward_low.copy_(bounds["reward_low"])
             env.reward_high.copy_(bounds["reward_high"])
-            reference = datamodule.validation_batch()
+            reference = datamodule.held_out_batch()
             self.ensemble.fit_normalizer(
                 reference["state"].to(self.device), reference["action_features"].flatten(-2).to(self.device)
             )
@@ -156,21 +156,21 @@ class MOMAPPO(MultiAgentAlgorithm):
         step = self.counters["world_model_steps"]
         values = {f"world_model/{k}": v.mean() for k, v in losses.items()}
         if step % self.moma.world_model_log_interval == 0 or step == self.moma.world_model_steps:
-            errors = self._validation_errors()  # identical on every rank: no synchronisation needed
-            values["world_model/validation_error"] = errors.mean()
+            errors = self._held_out_errors()  # identical on every rank: no synchronisation needed
+            values["world_model/held_out_error"] = errors.mean()
             if step == self.moma.world_model_steps:
                 elites = select_elites(errors, self.ensemble.config.elites)
                 self.ensemble.set_elites(elites)
-                values["world_model/elite_validation_error"] = errors[elites].mean()
+                values["world_model/elite_held_out_error"] = errors[elites].mean()
                 # The learning curve's first point (policy iteration 0), as soon as the world-model phase ends.
                 self._log_evaluation("eval", self.evaluation.episodes)
         return values
 
     @torch.no_grad()
-    def _validation_errors(self) -> torch.Tensor:
+    def _held_out_errors(self) -> torch.Tensor:
         """Per-member held-out error [E] (identical on every rank: same split, same synchronised weights)."""
-        batch = {k: v.to(self.device) for k, v in self.trainer.datamodule.validation_batch().items()}
-        return validation_errors(self.ensemble, batch)
+        batch = {k: v.to(self.device) for k, v in self.trainer.datamodule.held_out_batch().items()}
+        return held_out_errors(self.ensemble, batch)
 
     def _policy_step(self) -> dict[str, torch.Tensor | float]:
         """One MAPPO minibatch step (after a new round of model rollouts when the last one is used up); returns the

@@ -25,12 +25,6 @@ def encode_actions(actions: torch.Tensor, spec: EnvSpec) -> torch.Tensor:
     return actions.float()
 
 
-def joint_action_features(actions: torch.Tensor, spec: EnvSpec) -> torch.Tensor:
-    """The team's joint action as one flat vector ``[..., N * action_dim]`` (world-model input)."""
-    enc = encode_actions(actions, spec)
-    return enc.flatten(-2)
-
-
 def resolve_history_length(configured: int | None, trainer, owner: str) -> int:
     """The history length a data module serves: the attached model's ``history_length`` when ``configured`` is
     None, else ``configured`` (which must then agree with the model's)."""

@@ -35,11 +35,11 @@ def history_rows(dataset: OfflineDataset, history_length: int) -> np.ndarray:
     return rows
 
 
-def split_indices(num_transitions: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(train, validation)`` sorted int64 transition indices, a random split drawn from ``seed``."""
+def split_indices(num_transitions: int, held_out_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, held_out)`` sorted int64 transition indices, a random split drawn from ``seed``."""
     order = np.random.default_rng(seed).permutation(num_transitions)
-    n_val = int(round(num_transitions * validation_fraction))
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
+    n_held_out = int(round(num_transitions * held_out_fraction))
+    return np.sort(order[n_held_out:]), np.sort(order[:n_held_out])
 
 
 def _tensors(dataset: OfflineDataset) -> Batch:
@@ -117,7 +117,7 @@ def resolve_dataset(
 class OfflineDataModule(pl.LightningDataModule):
     """Random transitions of an offline multi-agent dataset, each with its agents' recent history.
 
-    Training batches (``train_dataloader``, endless) and :meth:`validation_batch` hold:
+    Training batches (``train_dataloader``, endless) and :meth:`held_out_batch` hold:
     ``state`` [B, S], ``obs`` [B, N, O], ``action`` (int64 [B, N] or float [B, N, A]), ``action_features``
     [B, N, A] (:func:`encode_actions`), ``avail`` bool [B, N, A], ``reward`` [B], ``terminal`` [B] and ``timeout``
     [B] (0/1 floats), ``next_state`` [B, S], ``next_obs`` [B, N, O], ``next_avail`` bool [B, N, A],
@@ -137,27 +137,27 @@ class OfflineDataModule(pl.LightningDataModule):
         datasets: dict[str, NamedDataset] | None = None,  # named datasets, e.g. {random: {path: ..., make_if_missing: ...}}
         batch_size: int = 256,  # transitions per training batch
         history_length: int | None = None,  # previous (obs, action) pairs given with each transition; None: the model's
-        validation_fraction: float = 0.1,  # share of transitions held out for validation_batch()
-        seed: int = 0,  # seeds the train/validation split and (plus 1000 * rank) the training sampler
+        held_out_fraction: float = 0.1,  # share of transitions held out for held_out_batch()
+        seed: int = 0,  # seeds the train / held-out split and (plus 1000 * rank) the training sampler
     ) -> None:
         super().__init__()
-        if batch_size < 1 or (history_length or 0) < 0 or not 0.0 <= validation_fraction < 1.0:
+        if batch_size < 1 or (history_length or 0) < 0 or not 0.0 <= held_out_fraction < 1.0:
             raise ValueError(
-                f"OfflineDataModule: need batch_size >= 1, history_length >= 0 and 0 <= validation_fraction < 1; "
-                f"got {batch_size}, {history_length}, {validation_fraction}"
+                f"OfflineDataModule: need batch_size >= 1, history_length >= 0 and 0 <= held_out_fraction < 1; "
+                f"got {batch_size}, {history_length}, {held_out_fraction}"
             )
         self.env = env
         self.dataset_path, self.make_if_missing = resolve_dataset(dataset_path, make_if_missing, dataset, datasets)
         self.batch_size = batch_size
         self.history_length = history_length
-        self.validation_fraction = validation_fraction
+        self.held_out_fraction = held_out_fraction
         self.seed = seed
         self.env_spec = env_spec(env)
         self._data: Batch | None = None  # the dataset's tensors, on the device the model trains on
         self._device = torch.device("cpu")
         self._history: torch.Tensor | None = None  # int64 [T, H] source rows, -1 for padding
         self.train_indices: torch.Tensor | None = None  # int64 [T_train]
-        self.val_indices: torch.Tensor | None = None  # int64 [T_val]
+        self.held_out_indices: torch.Tensor | None = None  # int64 [T_held_out]
         self._generator: torch.Generator | None = None
         self._pending_sampler_state: torch.Tensor | None = None
 
@@ -183,11 +183,11 @@ class OfflineDataModule(pl.LightningDataModule):
         if recipe is not None:
             hint += f" or give the data module a make_if_missing recipe, e.g. {recipe}"
         dataset = read_dataset(self.dataset_path, self.env_spec, missing_hint=hint)
-        train, val = split_indices(dataset.num_transitions, self.validation_fraction, self.seed)
+        train, val = split_indices(dataset.num_transitions, self.held_out_fraction, self.seed)
         if train.size == 0:
             raise DatasetError(
                 f"{self.dataset_path}: {dataset.num_transitions} transitions leave none for training with "
-                f"validation_fraction={self.validation_fraction}"
+                f"held_out_fraction={self.held_out_fraction}"
             )
         # The dataset lives where the model trains (setup runs before the strategy moves the model there), so batches
         # are gathered on that device: no per-step CPU batch building and copy.
@@ -196,7 +196,7 @@ class OfflineDataModule(pl.LightningDataModule):
         self.history_length = resolve_history_length(self.history_length, self.trainer, type(self).__name__)
         self._history = torch.from_numpy(history_rows(dataset, self.history_length)).to(self._device)
         self._episode_starts = torch.from_numpy(dataset.episode_bounds()[0])
-        self.train_indices, self.val_indices = torch.from_numpy(train), torch.from_numpy(val)
+        self.train_indices, self.held_out_indices = torch.from_numpy(train), torch.from_numpy(val)
         rank = self.trainer.global_rank if self.trainer is not None else 0
         self._generator = torch.Generator().manual_seed(self.seed + 1000 * rank)
         if self._pending_sampler_state is not None:
@@ -239,10 +239,10 @@ class OfflineDataModule(pl.LightningDataModule):
         stream = _TrainStream(self._batch, self.train_indices, self.batch_size, self._generator)
         return DataLoader(stream, batch_size=None, num_workers=0)
 
-    def validation_batch(self) -> Batch:
-        """The whole validation split as one batch (same keys as a training batch)."""
+    def held_out_batch(self) -> Batch:
+        """The whole held-out split as one batch (same keys as a training batch)."""
         self._require_setup()
-        return self._batch(self.val_indices)
+        return self._batch(self.held_out_indices)
 
     def sample_start_states(self, n: int, generator: torch.Generator, episode_starts: bool = False) -> Batch:
         """``n`` random transitions of the whole dataset as rollout starts: ``state``, ``obs``, ``avail``, history.

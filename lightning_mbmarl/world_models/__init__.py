@@ -7,7 +7,7 @@ from lightning_mbmarl.world_models.ensemble import (
     bootstrap_weights,
     ensemble_loss,
     select_elites,
-    validation_errors,
+    held_out_errors,
 )
 from lightning_mbmarl.world_models.model_env import EnsembleModelEnv, ModelStep
 from lightning_mbmarl.world_models.termination import StateRangeTermination
@@ -25,5 +25,5 @@ __all__ = [
     "ensemble_loss",
     "reward_variance",
     "select_elites",
-    "validation_errors",
+    "held_out_errors",
 ]

@@ -12,7 +12,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from lightning_mbmarl.world_models.ensemble import EnsembleConfig, GaussianEnsemble, ensemble_loss, validation_errors
+from lightning_mbmarl.world_models.ensemble import EnsembleConfig, GaussianEnsemble, ensemble_loss, held_out_errors
 
 
 class EgoEnsembles(nn.Module):
@@ -40,7 +40,7 @@ class EgoEnsembles(nn.Module):
     @torch.no_grad()
     def select_elites(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Keep each ego's ``elites_per_ego`` members with the lowest held-out error; returns the errors [N M]."""
-        errors = validation_errors(self.ensemble, self._with_ego_rewards(batch))
+        errors = held_out_errors(self.ensemble, self._with_ego_rewards(batch))
         per_ego = errors.view(self.n_agents, self.members_per_ego)
         local = per_ego.topk(self.elites_per_ego, dim=1, largest=False).indices  # [N, K]
         offsets = torch.arange(self.n_agents, device=local.device).unsqueeze(1) * self.members_per_ego

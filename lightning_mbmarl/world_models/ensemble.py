@@ -28,7 +28,7 @@ class EnsembleConfig:
     """Architecture and training settings of a :class:`GaussianEnsemble` (defaults: MOMA-PPO appendix)."""
 
     members: int = 7  # members trained (N_m)
-    elites: int = 5  # members kept for rollouts, the lowest validation error (N)
+    elites: int = 5  # members kept for rollouts, the lowest held-out error (N)
     hidden: tuple[int, ...] = (1024, 1024, 1024, 1024)  # hidden layer widths of both networks
     activation: str = "silu"  # hidden activation, a key of ACTIVATIONS
     learning_rate: float = 3e-5  # optimiser step size (read by the trainer)
@@ -210,7 +210,7 @@ def ensemble_loss(
 
 
 @torch.no_grad()
-def validation_errors(model: GaussianEnsemble, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def held_out_errors(model: GaussianEnsemble, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """``[E]``: mean squared error of each member's mean prediction over the [next state, reward] components."""
     pred = model(batch["state"].float(), batch["action_features"].flatten(-2).float())
     predicted = torch.cat([pred.next_state_mean, pred.reward_mean.unsqueeze(-1)], dim=-1)
