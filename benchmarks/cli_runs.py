@@ -20,9 +20,19 @@ def run_experiment(config: str, experiment: str, output_dir: Path, *overrides: s
     stderr if the run fails."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
-    command = [sys.executable, "-m", "lightning_mbmarl", "fit", "--config", config, f"--experiment={experiment}",
-               f"--output_dir={output_dir}", "--trainer.enable_progress_bar=false",
-               "--trainer.enable_model_summary=false", *overrides]
+    command = [
+        sys.executable,
+        "-m",
+        "lightning_mbmarl",
+        "fit",
+        "--config",
+        config,
+        f"--experiment={experiment}",
+        f"--output_dir={output_dir}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        *overrides,
+    ]
     commit, start = code_commit(), time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -46,8 +56,9 @@ def run_folders(output_dir: Path, experiment: str) -> list[Path]:
 def finished_run(output_dir: Path, experiment: str) -> Path | None:
     """The newest run folder of ``experiment`` whose command ran to its end (it has the marker), if any: what a
     benchmark's ``--reuse`` reads; runs interrupted part-way are not."""
-    return next((run for run in reversed(run_folders(output_dir, experiment)) if (run / FINISHED_MARKER).exists()),
-                None)
+    return next(
+        (run for run in reversed(run_folders(output_dir, experiment)) if (run / FINISHED_MARKER).exists()), None
+    )
 
 
 def latest_run(output_dir: Path, experiment: str) -> Path:
@@ -61,6 +72,10 @@ def append_result(path: Path, row: dict[str, object], run_dir: Path) -> None:
     markers held it), and the time: a record kept in the repository, so results outlive the machine their runs
     were on."""
     marker = json.loads((run_dir / FINISHED_MARKER).read_text())
-    row = {**row, "seconds": round(marker["seconds"]), "commit": marker.get("commit", "unrecorded"),
-           "recorded": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")}
+    row = {
+        **row,
+        "seconds": round(marker["seconds"]),
+        "commit": marker.get("commit", "unrecorded"),
+        "recorded": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
+    }
     append_row(path, row)

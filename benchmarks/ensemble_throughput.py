@@ -62,8 +62,9 @@ def main() -> None:
 
     config = EnsembleConfig(members=5, elites=5, hidden=(1024, 1024, 1024, 1024))
     model = GaussianEnsemble(STATE_DIM, AGENTS * ACTION_DIM, config).to(device).eval()
-    env = EnsembleModelEnv(model, torch.full((STATE_DIM,), -10.0), torch.full((STATE_DIM,), 10.0), -10.0, 10.0,
-                           threshold=2.0).to(device)
+    env = EnsembleModelEnv(
+        model, torch.full((STATE_DIM,), -10.0), torch.full((STATE_DIM,), 10.0), -10.0, 10.0, threshold=2.0
+    ).to(device)
     state = torch.randn(args.batch, STATE_DIM, device=device)
     actions = torch.rand(args.batch, AGENTS, ACTION_DIM, device=device) * 2 - 1
 

@@ -42,8 +42,10 @@ RESULTS = Path(__file__).resolve().parent / "results" / "gpu_check.csv"
 def require_core_packages() -> None:
     missing = [name for name in CORE_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
-        sys.exit(f"gpu_check: missing core package(s): {', '.join(missing)} (this check uses no network: carry "
-                 "their wheels, see ../shared/GUIDE.md)")
+        sys.exit(
+            f"gpu_check: missing core package(s): {', '.join(missing)} (this check uses no network: carry "
+            "their wheels, see ../shared/GUIDE.md)"
+        )
 
 
 require_core_packages()
@@ -80,15 +82,24 @@ CORRECTNESS = {  # name -> (config, metric)
     "MAG ICG": ("conf/mag_icg.yaml", "eval/normalized_score"),
 }
 TINY_LATENT = [
-    "--model.init_args.online.warmup_env_steps=40", "--model.init_args.online.env_steps_per_update=20",
-    "--model.init_args.mamba.sequence_length=2", "--model.init_args.mamba.model_updates=2",
-    "--model.init_args.mamba.policy_rounds=1", "--model.init_args.mamba.imagination_horizon=3",
-    "--model.init_args.world_model.hidden=16", "--model.init_args.world_model.embed=16",
-    "--model.init_args.world_model.deter=16", "--model.init_args.world_model.categoricals=4",
-    "--model.init_args.world_model.classes=4", "--model.init_args.world_model.attention_layers=1",
-    "--model.init_args.world_model.attention_heads=2", "--model.init_args.world_model.attention_feedforward=16",
-    "--model.init_args.mappo.hidden=[16,16]", "--model.init_args.mappo.minibatch_size=64",
-    "--model.init_args.mappo.epochs=1", "--model.init_args.critic.attention_heads=2",
+    "--model.init_args.online.warmup_env_steps=40",
+    "--model.init_args.online.env_steps_per_update=20",
+    "--model.init_args.mamba.sequence_length=2",
+    "--model.init_args.mamba.model_updates=2",
+    "--model.init_args.mamba.policy_rounds=1",
+    "--model.init_args.mamba.imagination_horizon=3",
+    "--model.init_args.world_model.hidden=16",
+    "--model.init_args.world_model.embed=16",
+    "--model.init_args.world_model.deter=16",
+    "--model.init_args.world_model.categoricals=4",
+    "--model.init_args.world_model.classes=4",
+    "--model.init_args.world_model.attention_layers=1",
+    "--model.init_args.world_model.attention_heads=2",
+    "--model.init_args.world_model.attention_feedforward=16",
+    "--model.init_args.mappo.hidden=[16,16]",
+    "--model.init_args.mappo.minibatch_size=64",
+    "--model.init_args.mappo.epochs=1",
+    "--model.init_args.critic.attention_heads=2",
 ]
 
 
@@ -98,21 +109,37 @@ def settings(dry_run: bool, compile_mode: str | None) -> Settings:
             sys.exit("gpu_check: no CUDA device here; run with --dry-run to check the code paths on the CPU")
         return Settings("cuda", compile_mode or "reduce-overhead", {config: [] for config, _ in CORRECTNESS.values()})
     short = {
-        "conf/moma_icg_unfavorable.yaml": ["--model.init_args.moma.world_model_steps=20",
-                                           "--model.init_args.moma.world_model_log_interval=10",
-                                           "--model.init_args.moma.policy_iterations=1",
-                                           "--model.init_args.moma.rollout_starts=16",
-                                           "--data.init_args.make_if_missing.episodes=20"],
-        "conf/aorpo_climb.yaml": ["--model.init_args.online.total_env_steps=520",
-                                  "--model.init_args.online.warmup_env_steps=500",
-                                  "--model.init_args.aorpo.model_train_steps=2",
-                                  "--model.init_args.aorpo.opponent_train_steps=2"],
+        "conf/moma_icg_unfavorable.yaml": [
+            "--model.init_args.moma.world_model_steps=20",
+            "--model.init_args.moma.world_model_log_interval=10",
+            "--model.init_args.moma.policy_iterations=1",
+            "--model.init_args.moma.rollout_starts=16",
+            "--data.init_args.make_if_missing.episodes=20",
+        ],
+        "conf/aorpo_climb.yaml": [
+            "--model.init_args.online.total_env_steps=520",
+            "--model.init_args.online.warmup_env_steps=500",
+            "--model.init_args.aorpo.model_train_steps=2",
+            "--model.init_args.aorpo.opponent_train_steps=2",
+        ],
         "conf/mamba_icg.yaml": ["--model.init_args.online.total_env_steps=500", *TINY_LATENT[2:]],
-        "conf/mag_icg.yaml": ["--model.init_args.online.total_env_steps=500", *TINY_LATENT[2:],
-                              "--model.init_args.planning.horizon=2"],
+        "conf/mag_icg.yaml": [
+            "--model.init_args.online.total_env_steps=500",
+            *TINY_LATENT[2:],
+            "--model.init_args.planning.horizon=2",
+        ],
     }
-    return Settings("cpu", compile_mode or "default", short, latent=TINY_LATENT, batches=(2,),
-                    ensemble_hidden=(32, 32), ensemble_calls=3, fit_steps=5, imagination_batch=64)
+    return Settings(
+        "cpu",
+        compile_mode or "default",
+        short,
+        latent=TINY_LATENT,
+        batches=(2,),
+        ensemble_hidden=(32, 32),
+        ensemble_calls=3,
+        fit_steps=5,
+        imagination_batch=64,
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ correctness
@@ -121,9 +148,15 @@ def correctness_run(name: str, config: str, metric: str, overrides: list[str], s
     extra = ["--trainer.precision=bf16-mixed"] if "bf16-mixed" in name else []
     if "MOMA" in name:  # each run its own dataset file (the runs go side by side)
         extra.append(f"--data.init_args.dataset_path={work / name.replace(' ', '_').replace(',', '')}.hdf5")
-    run_dir, _ = run_experiment(config, name.replace(" ", "_").replace(",", ""), work,
-                                f"--trainer.accelerator={'gpu' if s.device == 'cuda' else 'cpu'}",
-                                "--seed_everything=0", *overrides, *extra)
+    run_dir, _ = run_experiment(
+        config,
+        name.replace(" ", "_").replace(",", ""),
+        work,
+        f"--trainer.accelerator={'gpu' if s.device == 'cuda' else 'cpu'}",
+        "--seed_everything=0",
+        *overrides,
+        *extra,
+    )
     values = [float(row[metric]) for row in metric_rows(run_dir) if row.get(metric)]
     if not values:
         raise RuntimeError(f"{metric} was never logged in {run_dir}")
@@ -131,20 +164,30 @@ def correctness_run(name: str, config: str, metric: str, overrides: list[str], s
 
 
 # ------------------------------------------------------------------------------------------------------------ speed
-def latent_iteration(method: str, batch: int, fast: FastPathConfig, s: Settings, work: Path, iterations: int = 1
-                     ) -> tuple[float, float]:
+def latent_iteration(
+    method: str, batch: int, fast: FastPathConfig, s: Settings, work: Path, iterations: int = 1
+) -> tuple[float, float]:
     """(seconds of the last of ``iterations`` timed iterations, per world-model update in them) of ``method`` on SMAX
     2s3z. The last, because a compiled run may still compile (a new shape) in its first timed ones."""
     overrides = [
-        f"--model.init_args.online.batch_size={batch}", "--model.init_args.online.total_env_steps=100000000",
-        f"--model.init_args.fast.bf16={fast.bf16}", f"--model.init_args.fast.compile={fast.compile}",
+        f"--model.init_args.online.batch_size={batch}",
+        "--model.init_args.online.total_env_steps=100000000",
+        f"--model.init_args.fast.bf16={fast.bf16}",
+        f"--model.init_args.fast.compile={fast.compile}",
         f"--model.init_args.fast.fused_adam={fast.fused_adam}",
-        f"--trainer.accelerator={'gpu' if s.device == 'cuda' else 'cpu'}", "--trainer.limit_val_batches=0",
-        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.logger=false",
-        "--trainer.callbacks=[]", f"--output_dir={work}", "--seed_everything=0", *s.latent,
+        f"--trainer.accelerator={'gpu' if s.device == 'cuda' else 'cpu'}",
+        "--trainer.limit_val_batches=0",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--trainer.logger=false",
+        "--trainer.callbacks=[]",
+        f"--output_dir={work}",
+        "--seed_everything=0",
+        *s.latent,
     ]
-    times, phases, model = timed_fit(f"conf/{method}_smax_2s3z.yaml", overrides, iterations,
-                                     lambda model: {"learn_world_model": "world model"})
+    times, phases, model = timed_fit(
+        f"conf/{method}_smax_2s3z.yaml", overrides, iterations, lambda model: {"learn_world_model": "world model"}
+    )
     return times[-1], phases["world model"] / model.mamba.model_updates
 
 
@@ -155,9 +198,13 @@ def ensemble_step(fast: FastPathConfig, s: Settings) -> float:
     model = GaussianEnsemble(27, 8, EnsembleConfig(hidden=s.ensemble_hidden)).to(device)
     path = FastPath(fast)
     optimizer = path.adam(model.parameters(), lr=3e-5)
-    batch = {"state": torch.randn(256, 27, device=device), "action_features": torch.rand(256, 4, 2, device=device),
-             "next_state": torch.randn(256, 27, device=device), "reward": torch.randn(256, device=device),
-             "terminal": torch.zeros(256, device=device)}
+    batch = {
+        "state": torch.randn(256, 27, device=device),
+        "action_features": torch.rand(256, 4, 2, device=device),
+        "next_state": torch.randn(256, 27, device=device),
+        "reward": torch.randn(256, device=device),
+        "terminal": torch.zeros(256, device=device),
+    }
     loss_fn = path.compile("ensemble_loss", ensemble_loss)
 
     def step() -> None:
@@ -174,14 +221,24 @@ def ensemble_step_in_fit(fast: FastPathConfig, s: Settings, work: Path) -> float
     """Milliseconds per MOMA-PPO world-model training step inside a Lightning fit loop, paper-scale ensemble."""
     hidden = ",".join(str(h) for h in s.ensemble_hidden)
     overrides = [
-        f"--model.init_args.world_model.hidden=[{hidden}]", "--model.init_args.world_model.learning_rate=3e-5",
-        "--model.init_args.moma.world_model_steps=100000000", "--model.init_args.moma.world_model_log_interval=100000",
-        f"--model.init_args.fast.bf16={fast.bf16}", f"--model.init_args.fast.compile={fast.compile}",
-        f"--model.init_args.fast.fused_adam={fast.fused_adam}", f"--data.init_args.dataset_path={work / 'icg_speed.hdf5'}",
+        f"--model.init_args.world_model.hidden=[{hidden}]",
+        "--model.init_args.world_model.learning_rate=3e-5",
+        "--model.init_args.moma.world_model_steps=100000000",
+        "--model.init_args.moma.world_model_log_interval=100000",
+        f"--model.init_args.fast.bf16={fast.bf16}",
+        f"--model.init_args.fast.compile={fast.compile}",
+        f"--model.init_args.fast.fused_adam={fast.fused_adam}",
+        f"--data.init_args.dataset_path={work / 'icg_speed.hdf5'}",
         "--data.init_args.batch_size=256",
-        f"--trainer.accelerator={'gpu' if s.device == 'cuda' else 'cpu'}", "--trainer.limit_val_batches=0",
-        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.logger=false",
-        "--trainer.callbacks=[]", "--trainer.log_every_n_steps=50", f"--output_dir={work}", "--seed_everything=0",
+        f"--trainer.accelerator={'gpu' if s.device == 'cuda' else 'cpu'}",
+        "--trainer.limit_val_batches=0",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--trainer.logger=false",
+        "--trainer.callbacks=[]",
+        "--trainer.log_every_n_steps=50",
+        f"--output_dir={work}",
+        "--seed_everything=0",
     ]
     times, _, _ = timed_fit("conf/moma_icg_unfavorable.yaml", overrides, s.fit_steps, lambda model: {})
     return 1e3 * statistics.median(times[5:] or times)
@@ -192,8 +249,9 @@ def imagination_throughput(fast: FastPathConfig, s: Settings) -> float:
     device = torch.device(s.device)
     torch.manual_seed(0)
     model = GaussianEnsemble(27, 8, EnsembleConfig(members=5, elites=5, hidden=s.ensemble_hidden)).to(device).eval()
-    env = EnsembleModelEnv(model, torch.full((27,), -10.0), torch.full((27,), 10.0), -10.0, 10.0,
-                           threshold=2.0).to(device)
+    env = EnsembleModelEnv(model, torch.full((27,), -10.0), torch.full((27,), 10.0), -10.0, 10.0, threshold=2.0).to(
+        device
+    )
     state = torch.randn(s.imagination_batch, 27, device=device)
     actions = torch.rand(s.imagination_batch, 4, 2, device=device) * 2 - 1
     path = FastPath(fast)
@@ -237,8 +295,16 @@ def speed_figures(s: Settings, work: Path) -> list[Figure]:
             update: dict[str, float | str] = {}
             timed_iterations = 2 if batch == s.batches[0] else 1
             for label, config in (("eager", eager), ("compiled", compiled)):
-                result = measure(lambda: latent_iteration("mamba", batch, config, s, work,  # noqa: B023
-                                                          timed_iterations))
+                result = measure(
+                    lambda: latent_iteration(
+                        "mamba",
+                        batch,
+                        config,
+                        s,
+                        work,  # noqa: B023
+                        timed_iterations,
+                    )
+                )
                 iteration[label] = result[0] if isinstance(result, tuple) else result
                 update[label] = result[1] if isinstance(result, tuple) else result
             figures.append(Figure(f"MAMBA iteration, SMAX 2s3z, batch {batch}", "s", iteration))
@@ -249,20 +315,58 @@ def speed_figures(s: Settings, work: Path) -> list[Figure]:
                     result = measure(lambda: latent_iteration("mag", batch, config, s, work, 2))  # noqa: B023
                     mag[label] = result[0] if isinstance(result, tuple) else result
                 figures.append(Figure(f"MAG iteration, SMAX 2s3z, batch {batch}", "s", mag))
-                figures.append(Figure("MAG/MAMBA iteration ratio", "x", {
-                    label: mag[label] / iteration[label] if isinstance(mag[label], float)
-                    and isinstance(iteration[label], float) else "n/a" for label in mag}))
-    figures.append(Figure("ensemble training step, 7 x 4x1024, batch 256, float32", "ms", {
-        "eager": measure(lambda: ensemble_step(eager, s)), "compiled": measure(lambda: ensemble_step(compiled, s))}))
-    figures.append(Figure("ensemble training step, bf16 autocast", "ms", {
-        "eager": measure(lambda: ensemble_step(bf16, s)),
-        "compiled": measure(lambda: ensemble_step(bf16_compiled, s))}))
-    figures.append(Figure("same step in a Lightning fit loop (MOMA-PPO), float32", "ms", {
-        "eager": measure(lambda: ensemble_step_in_fit(eager, s, work)),
-        "compiled": measure(lambda: ensemble_step_in_fit(compiled, s, work))}))
-    figures.append(Figure(f"ensemble imagination, 5 x 4x1024, batch {s.imagination_batch}", "transitions/s", {
-        "eager": measure(lambda: imagination_throughput(eager, s)),
-        "compiled": measure(lambda: imagination_throughput(compiled, s))}))
+                figures.append(
+                    Figure(
+                        "MAG/MAMBA iteration ratio",
+                        "x",
+                        {
+                            label: mag[label] / iteration[label]
+                            if isinstance(mag[label], float) and isinstance(iteration[label], float)
+                            else "n/a"
+                            for label in mag
+                        },
+                    )
+                )
+    figures.append(
+        Figure(
+            "ensemble training step, 7 x 4x1024, batch 256, float32",
+            "ms",
+            {
+                "eager": measure(lambda: ensemble_step(eager, s)),
+                "compiled": measure(lambda: ensemble_step(compiled, s)),
+            },
+        )
+    )
+    figures.append(
+        Figure(
+            "ensemble training step, bf16 autocast",
+            "ms",
+            {
+                "eager": measure(lambda: ensemble_step(bf16, s)),
+                "compiled": measure(lambda: ensemble_step(bf16_compiled, s)),
+            },
+        )
+    )
+    figures.append(
+        Figure(
+            "same step in a Lightning fit loop (MOMA-PPO), float32",
+            "ms",
+            {
+                "eager": measure(lambda: ensemble_step_in_fit(eager, s, work)),
+                "compiled": measure(lambda: ensemble_step_in_fit(compiled, s, work)),
+            },
+        )
+    )
+    figures.append(
+        Figure(
+            f"ensemble imagination, 5 x 4x1024, batch {s.imagination_batch}",
+            "transitions/s",
+            {
+                "eager": measure(lambda: imagination_throughput(eager, s)),
+                "compiled": measure(lambda: imagination_throughput(compiled, s)),
+            },
+        )
+    )
     return figures
 
 
@@ -288,26 +392,41 @@ def record(figures: list[Figure], path: Path | None, device: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="every code path on the CPU at tiny sizes")
-    parser.add_argument("--fast-compile", choices=["default", "reduce-overhead", "max-autotune"], default=None,
-                        help="compile mode of the fast path (default: reduce-overhead on a GPU, default on the CPU)")
-    parser.add_argument("--results", type=Path, default=None,
-                        help=f"CSV the figures are appended to (default: {RESULTS}; none with --dry-run)")
+    parser.add_argument(
+        "--fast-compile",
+        choices=["default", "reduce-overhead", "max-autotune"],
+        default=None,
+        help="compile mode of the fast path (default: reduce-overhead on a GPU, default on the CPU)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help=f"CSV the figures are appended to (default: {RESULTS}; none with --dry-run)",
+    )
     parser.add_argument("--skip-correctness", action="store_true", help="only the speed figures")
     args = parser.parse_args()
     sys.argv = sys.argv[:1]
     s = settings(args.dry_run, args.fast_compile)
     results = args.results if args.results is not None else (None if args.dry_run else RESULTS)
-    print(f"gpu_check: torch {torch.__version__}, device {s.device}"
-          f"{' (' + torch.cuda.get_device_name() + ')' if s.device == 'cuda' else ''}, fast path compile "
-          f"{s.compile_mode}, commit {code_commit()}{', dry run' if args.dry_run else ''}", flush=True)
+    print(
+        f"gpu_check: torch {torch.__version__}, device {s.device}"
+        f"{' (' + torch.cuda.get_device_name() + ')' if s.device == 'cuda' else ''}, fast path compile "
+        f"{s.compile_mode}, commit {code_commit()}{', dry run' if args.dry_run else ''}",
+        flush=True,
+    )
     start = time.perf_counter()
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if not args.skip_correctness:
             with ThreadPoolExecutor(len(CORRECTNESS)) as pool:
-                futures = {name: pool.submit(measure, lambda n=name, c=config, m=metric: correctness_run(
-                    n, c, m, s.correctness[c], s, work)) for name, (config, metric) in CORRECTNESS.items()}
+                futures = {
+                    name: pool.submit(
+                        measure, lambda n=name, c=config, m=metric: correctness_run(n, c, m, s.correctness[c], s, work)
+                    )
+                    for name, (config, metric) in CORRECTNESS.items()
+                }
             for name, (_, metric) in CORRECTNESS.items():
                 figures.append(Figure(f"{name} ({metric}, run to its end)", "score", {"eager": futures[name].result()}))
             print(f"gpu_check: correctness runs done after {time.perf_counter() - start:.0f} s", flush=True)

@@ -32,8 +32,11 @@ from timing import time_calls, timed_fit
 
 PATHS = ("eager", "fast")
 #: the model methods timed, and the row each is reported in
-PHASES = {"learn_world_model": "world-model steps", "imagine_from": "imagination (MAG: with planning)",
-          "learn_policy": "policy rounds (imagination + PPO)"}
+PHASES = {
+    "learn_world_model": "world-model steps",
+    "imagine_from": "imagination (MAG: with planning)",
+    "learn_policy": "policy rounds (imagination + PPO)",
+}
 #: Ant 4x2 (MOMA-PPO's CPU Ant configs): global state and joint action sizes of the ensemble's inputs
 ANT_STATE, ANT_JOINT_ACTION = 27, 8
 
@@ -44,20 +47,29 @@ def fast_config(path: str, args: argparse.Namespace) -> FastPathConfig:
     return FastPathConfig(bf16=args.fast_bf16, compile=args.fast_compile)
 
 
-def method_run(method: str, path: str, args: argparse.Namespace, output_dir: str) -> tuple[list[float], dict[str, float]]:
+def method_run(
+    method: str, path: str, args: argparse.Namespace, output_dir: str
+) -> tuple[list[float], dict[str, float]]:
     """Timed iterations of ``method`` on the ``path`` path: (iteration seconds, seconds per phase per iteration)."""
     config = fast_config(path, args)
     overrides = [
         f"--model.init_args.online.batch_size={args.batch_size}",
         "--model.init_args.online.total_env_steps=100000000",
-        f"--model.init_args.fast.bf16={config.bf16}", f"--model.init_args.fast.compile={config.compile}",
-        f"--model.init_args.fast.fused_adam={config.fused_adam}", f"--trainer.accelerator={args.device}",
-        "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-        "--trainer.logger=false", "--trainer.callbacks=[]",
-        f"--output_dir={output_dir}", f"--seed_everything={args.seed}",
+        f"--model.init_args.fast.bf16={config.bf16}",
+        f"--model.init_args.fast.compile={config.compile}",
+        f"--model.init_args.fast.fused_adam={config.fused_adam}",
+        f"--trainer.accelerator={args.device}",
+        "--trainer.limit_val_batches=0",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--trainer.logger=false",
+        "--trainer.callbacks=[]",
+        f"--output_dir={output_dir}",
+        f"--seed_everything={args.seed}",
     ]
-    times, phases, model = timed_fit(f"conf/{method}_smax_{args.map}.yaml", overrides, args.iterations,
-                                     lambda model: PHASES)
+    times, phases, model = timed_fit(
+        f"conf/{method}_smax_{args.map}.yaml", overrides, args.iterations, lambda model: PHASES
+    )
     phases["world-model steps"] /= model.mamba.model_updates  # per update
     phases["imagination (MAG: with planning)"] /= model.mamba.policy_rounds  # per round
     phases["policy rounds (imagination + PPO)"] /= model.mamba.policy_rounds
@@ -69,16 +81,20 @@ def ensemble_step_seconds(path: str, args: argparse.Namespace) -> float:
     """Median seconds of one ensemble training step on the ``path`` path."""
     device = torch.device(args.device if args.device != "gpu" else "cuda")
     torch.manual_seed(args.seed)
-    config = EnsembleConfig(members=args.ensemble_members, elites=min(5, args.ensemble_members),
-                            hidden=tuple(args.ensemble_hidden))
+    config = EnsembleConfig(
+        members=args.ensemble_members, elites=min(5, args.ensemble_members), hidden=tuple(args.ensemble_hidden)
+    )
     model = GaussianEnsemble(ANT_STATE, ANT_JOINT_ACTION, config).to(device)
     fast = FastPath(fast_config(path, args))
     optimizer = fast.adam(model.parameters(), lr=config.learning_rate)
     B = args.ensemble_batch
-    batch = {"state": torch.randn(B, ANT_STATE, device=device),
-             "action_features": torch.rand(B, 4, 2, device=device) * 2 - 1,
-             "next_state": torch.randn(B, ANT_STATE, device=device), "reward": torch.randn(B, device=device),
-             "terminal": torch.zeros(B, device=device)}
+    batch = {
+        "state": torch.randn(B, ANT_STATE, device=device),
+        "action_features": torch.rand(B, 4, 2, device=device) * 2 - 1,
+        "next_state": torch.randn(B, ANT_STATE, device=device),
+        "reward": torch.randn(B, device=device),
+        "terminal": torch.zeros(B, device=device),
+    }
     loss_fn = fast.compile("ensemble_loss", ensemble_loss)
 
     def step() -> None:
@@ -103,15 +119,20 @@ def main() -> None:
     parser.add_argument("--ensemble-batch", type=int, default=256)
     parser.add_argument("--ensemble-calls", type=int, default=30, help="timed ensemble steps per path")
     parser.add_argument("--fast-bf16", default="auto", choices=["auto", "on", "off"])
-    parser.add_argument("--fast-compile", default="none", choices=["none", "default", "reduce-overhead", "max-autotune"])
+    parser.add_argument(
+        "--fast-compile", default="none", choices=["none", "default", "reduce-overhead", "max-autotune"]
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "gpu"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     sys.argv = sys.argv[:1]  # the CLI below gets its arguments explicitly
     fast = fast_config("fast", args)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), device {args.device}; fast path: bf16 "
-          f"{fast.bf16} (enabled here: {FastPath(fast).bf16_enabled(args.device if args.device != 'gpu' else 'cuda')})"
-          f", compile {fast.compile}; map {args.map}, {args.batch_size} windows per batch", flush=True)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), device {args.device}; fast path: bf16 "
+        f"{fast.bf16} (enabled here: {FastPath(fast).bf16_enabled(args.device if args.device != 'gpu' else 'cuda')})"
+        f", compile {fast.compile}; map {args.map}, {args.batch_size} windows per batch",
+        flush=True,
+    )
 
     speedups: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as output_dir:
@@ -124,8 +145,11 @@ def main() -> None:
                     times[path] += iteration_times
                     phases[path].append(per_phase)
             print(f"\n| {method.upper()} (s) | eager | fast | fast/eager speed-up |\n|---|---|---|---|")
-            units = {"world-model steps": "per world-model update", "imagination (MAG: with planning)":
-                     "per imagination", "policy rounds (imagination + PPO)": "per policy round (imagination + PPO)"}
+            units = {
+                "world-model steps": "per world-model update",
+                "imagination (MAG: with planning)": "per imagination",
+                "policy rounds (imagination + PPO)": "per policy round (imagination + PPO)",
+            }
             for name, label in units.items():
                 eager, fast_value = (statistics.median(p[name] for p in phases[path]) for path in PATHS)
                 print(f"| {label} | {eager:.3f} | {fast_value:.3f} | {eager / fast_value:.2f}x |")
@@ -139,8 +163,10 @@ def main() -> None:
                 seconds[path].append(ensemble_step_seconds(path, args))
         eager, fast_value = (statistics.median(seconds[path]) for path in PATHS)
         hidden = "x".join(str(h) for h in args.ensemble_hidden)
-        print(f"| ensemble step ({args.ensemble_members} members, {hidden}, batch {args.ensemble_batch}) (ms) | eager "
-              f"{1e3 * eager:.2f} | fast {1e3 * fast_value:.2f} | {eager / fast_value:.2f}x |\n")
+        print(
+            f"| ensemble step ({args.ensemble_members} members, {hidden}, batch {args.ensemble_batch}) (ms) | eager "
+            f"{1e3 * eager:.2f} | fast {1e3 * fast_value:.2f} | {eager / fast_value:.2f}x |\n"
+        )
         speedups["ensemble"] = eager / fast_value
     print("fast/eager speed-up: " + ", ".join(f"{name} {value:.2f}x" for name, value in speedups.items()))
 

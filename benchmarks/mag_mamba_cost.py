@@ -34,9 +34,11 @@ from timing import timed_fit
 
 METHODS = ("mamba", "mag", "mabl")
 #: the methods each iteration's phases are timed by
-PHASES = {"learn_world_model": "world-model steps (MAG: + R_m steps)",
-          "learn_policy": "policy rounds (imagination + PPO)",
-          "imagine_from": "of which imagination (MAG: with planning; MABL: both levels)"}
+PHASES = {
+    "learn_world_model": "world-model steps (MAG: + R_m steps)",
+    "learn_policy": "policy rounds (imagination + PPO)",
+    "imagine_from": "of which imagination (MAG: with planning; MABL: both levels)",
+}
 
 
 #: fresh float32 futures each candidate is valued by in :func:`lookahead_check`
@@ -61,19 +63,25 @@ def lookahead_check(model: Any, datamodule: Any, windows: int, seed: int) -> dic
         for dtype in (torch.float32, LOOKAHEAD_DTYPES[config.lookahead_dtype]):
             torch.manual_seed(seed)
             looks.append(LookAhead(wm, predictor, policy, dtype))
-            plans.append(plan_prediction(wm, predictor, policy, start, actions, config.horizon, config.candidates,
-                                         looks[-1]))
+            plans.append(
+                plan_prediction(wm, predictor, policy, start, actions, config.horizon, config.candidates, looks[-1])
+            )
         exact, low = plans
         classes = exact.first.stoch.unflatten(-1, (wm.config.categoricals, wm.config.classes)).argmax(dim=-1)
-        value = torch.stack([looks[0].score(exact.first.deter, classes, config.horizon)
-                             for _ in range(FUTURES)]).mean(0)  # [B, L]
+        value = torch.stack([looks[0].score(exact.first.deter, classes, config.horizon) for _ in range(FUTURES)]).mean(
+            0
+        )  # [B, L]
 
     def chosen(choice: torch.Tensor) -> float:
         return value.gather(1, choice.unsqueeze(1)).mean().item()
 
-    return {"agreement": (exact.choice == low.choice).float().mean().item(), "float32": chosen(exact.choice),
-            config.lookahead_dtype: chosen(low.choice), "random": value.mean().item(),
-            "best": value.min(dim=1).values.mean().item()}
+    return {
+        "agreement": (exact.choice == low.choice).float().mean().item(),
+        "float32": chosen(exact.choice),
+        config.lookahead_dtype: chosen(low.choice),
+        "random": value.mean().item(),
+        "best": value.min(dim=1).values.mean().item(),
+    }
 
 
 def run(method: str, args: argparse.Namespace, output_dir: str) -> tuple[list[float], dict[str, float]]:
@@ -81,22 +89,30 @@ def run(method: str, args: argparse.Namespace, output_dir: str) -> tuple[list[fl
     overrides = [
         f"--model.init_args.online.batch_size={args.batch_size}",
         "--model.init_args.online.total_env_steps=100000000",
-        "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-        "--trainer.logger=false", "--trainer.callbacks=[]",
-        f"--output_dir={output_dir}", f"--seed_everything={args.seed}",
+        "--trainer.limit_val_batches=0",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--trainer.logger=false",
+        "--trainer.callbacks=[]",
+        f"--output_dir={output_dir}",
+        f"--seed_everything={args.seed}",
     ]
 
     def check_lookahead(cli, model) -> None:
         if method != "mag" or model.planning.lookahead_dtype == "float32":
             return
         check = lookahead_check(model, cli.datamodule, args.batch_size, args.seed)
-        print(f"mag: {model.planning.lookahead_dtype} look-ahead chose the float32 look-ahead's candidate for "
-              f"{100 * check.pop('agreement'):.1f}% of {args.batch_size * model.mamba.sequence_length} start states; "
-              f"mean value of the chosen candidate (mean R_m score over {FUTURES} float32 futures, lower is better): "
-              + ", ".join(f"{name} {value:.4f}" for name, value in check.items()), flush=True)
+        print(
+            f"mag: {model.planning.lookahead_dtype} look-ahead chose the float32 look-ahead's candidate for "
+            f"{100 * check.pop('agreement'):.1f}% of {args.batch_size * model.mamba.sequence_length} start states; "
+            f"mean value of the chosen candidate (mean R_m score over {FUTURES} float32 futures, lower is better): "
+            + ", ".join(f"{name} {value:.4f}" for name, value in check.items()),
+            flush=True,
+        )
 
-    times, phases, _ = timed_fit(f"conf/{method}_smax_{args.map}.yaml", overrides, args.iterations,
-                                 lambda model: PHASES, check_lookahead)
+    times, phases, _ = timed_fit(
+        f"conf/{method}_smax_{args.map}.yaml", overrides, args.iterations, lambda model: PHASES, check_lookahead
+    )
     print(f"{method}: timed iterations {[round(t, 2) for t in times]} s", flush=True)
     return times, phases
 
@@ -108,13 +124,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="runs of each method, alternating")
     parser.add_argument("--batch-size", type=int, default=40, help="replay windows per batch (config: 40)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
-                        help="methods to time (MAMBA, the reference, is always timed)")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(METHODS),
+        choices=METHODS,
+        help="methods to time (MAMBA, the reference, is always timed)",
+    )
     args = parser.parse_args()
     methods = ["mamba", *[m for m in args.methods if m != "mamba"]]
     sys.argv = sys.argv[:1]  # the CLI below gets its arguments explicitly
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); map {args.map}, batch {args.batch_size} "
-          f"windows, {args.iterations} timed iteration(s) x {args.repeats} run(s) per method")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); map {args.map}, batch {args.batch_size} "
+        f"windows, {args.iterations} timed iteration(s) x {args.repeats} run(s) per method"
+    )
     times: dict[str, list[float]] = {m: [] for m in methods}
     phases: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
     with tempfile.TemporaryDirectory() as output_dir:
@@ -126,8 +149,9 @@ def main() -> None:
     print("\n| phase (s per timed iteration) | " + " | ".join(m.upper() for m in methods) + " |")
     print("|---" * (len(methods) + 1) + "|")
     for name in phases["mamba"][0]:
-        print(f"| {name} | " + " | ".join(f"{statistics.median(p[name] for p in phases[m]):.2f}" for m in methods)
-              + " |")
+        print(
+            f"| {name} | " + " | ".join(f"{statistics.median(p[name] for p in phases[m]):.2f}" for m in methods) + " |"
+        )
     median = {m: statistics.median(times[m]) for m in methods}
     print("| whole iteration (median of timed) | " + " | ".join(f"{median[m]:.2f}" for m in methods) + " |\n")
     for method in methods[1:]:

@@ -69,8 +69,11 @@ def model_credit(algo: MOMAPPO, start: dict[str, torch.Tensor], source: str, hor
         history = list(push_history(*history, obs, features))
         state = step.next_state
         obs, avail = algo.observer.observe(state), algo.observer.available(state)
-    return {"reward": torch.stack(rewards), "uncertainty": float(torch.stack(uncertainties).mean()),
-            "alive": float(alive.float().mean())}
+    return {
+        "reward": torch.stack(rewards),
+        "uncertainty": float(torch.stack(uncertainties).mean()),
+        "alive": float(alive.float().mean()),
+    }
 
 
 def main() -> None:
@@ -78,8 +81,11 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path, help="a MOMA-PPO run folder (checkpoints/last.ckpt, config.yaml)")
     parser.add_argument("--starts", type=int, default=2000, help="dataset start states")
     parser.add_argument("--horizon", type=int, default=None, help="model steps (default: the run's rollout length)")
-    parser.add_argument("--episode-starts", action="store_true",
-                        help="start from the first states of the dataset's episodes (reset states), not any state")
+    parser.add_argument(
+        "--episode-starts",
+        action="store_true",
+        help="start from the first states of the dataset's episodes (reset states), not any state",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -88,14 +94,17 @@ def main() -> None:
         raise SystemExit(f"{args.run_dir}: the checkpoint holds {type(algo).__name__}, not MOMAPPO")
     horizon = args.horizon or algo.moma.rollout_length
     start = run_datamodule(args.run_dir, algo).sample_start_states(
-        args.starts, torch.Generator().manual_seed(args.seed), episode_starts=args.episode_starts)
+        args.starts, torch.Generator().manual_seed(args.seed), episode_starts=args.episode_starts
+    )
     where = "episode-start" if args.episode_starts else "dataset"
     print(f"{args.run_dir}: {args.starts} {where} start states, {horizon} model steps")
     for source in SOURCES:
         credit = model_credit(algo, start, source, horizon, args.seed)
         reward = credit["reward"]
-        print(f"  {source:15s} model reward/step {reward.mean():.2f} (step 1 {reward[0]:.2f}, step {horizon} "
-              f"{reward[-1]:.2f}); ε_g {credit['uncertainty']:.2f}; not ended {credit['alive']:.2f}")
+        print(
+            f"  {source:15s} model reward/step {reward.mean():.2f} (step 1 {reward[0]:.2f}, step {horizon} "
+            f"{reward[-1]:.2f}); ε_g {credit['uncertainty']:.2f}; not ended {credit['alive']:.2f}"
+        )
 
 
 if __name__ == "__main__":

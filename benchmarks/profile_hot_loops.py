@@ -39,8 +39,15 @@ from timing import time_calls
 
 #: SMAX 2s3z as the package's adapter presents it (5 agents, 127 observation entries, 10 choices; the global state
 #: is not read by these loops)
-SMAX_2S3Z = EnvSpec(name="smax", n_agents=5, obs_dims=(127,) * 5, state_dim=1, action_kind="discrete",
-                    action_sizes=(10,) * 5, episode_limit=100)
+SMAX_2S3Z = EnvSpec(
+    name="smax",
+    n_agents=5,
+    obs_dims=(127,) * 5,
+    state_dim=1,
+    action_kind="discrete",
+    action_sizes=(10,) * 5,
+    episode_limit=100,
+)
 GEMMS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 
 
@@ -50,10 +57,17 @@ def replay_windows(B: int, L: int) -> dict[str, torch.Tensor]:
     obs = torch.randn(B, L + 1, N, O)
     avail = torch.rand(B, L + 1, N, A) < 0.6
     avail[..., 0] = True
-    return {"obs": obs[:, :-1], "next_obs": obs[:, 1:], "avail": avail[:, :-1], "next_avail": avail[:, 1:],
-            "action": MaskedCategorical(torch.zeros(B, L, N, A), avail[:, :-1]).sample(),
-            "reward": torch.randn(B, L), "agent_rewards": torch.randn(B, L, N),
-            "terminated": torch.rand(B, L) < 0.02, "is_first": torch.rand(B, L) < 0.05}
+    return {
+        "obs": obs[:, :-1],
+        "next_obs": obs[:, 1:],
+        "avail": avail[:, :-1],
+        "next_avail": avail[:, 1:],
+        "action": MaskedCategorical(torch.zeros(B, L, N, A), avail[:, :-1]).sample(),
+        "reward": torch.randn(B, L),
+        "agent_rewards": torch.randn(B, L, N),
+        "terminated": torch.rand(B, L) < 0.02,
+        "is_first": torch.rand(B, L) < 0.05,
+    }
 
 
 def latent_loops(fast: FastPath, batch_size: int) -> dict[str, Callable[[], None]]:
@@ -91,9 +105,11 @@ def latent_loops(fast: FastPath, batch_size: int) -> dict[str, Callable[[], None
         loss.backward()
         policy_optimizer.step()
 
-    return {f"MAMBA world-model update (batch {batch_size})": world_model_update,
-            f"MAMBA imagination (batch {batch_size}, 15 steps)": imagination,
-            f"MAMBA PPO minibatch step ({minibatch['action'].shape[0]} states)": ppo_step}
+    return {
+        f"MAMBA world-model update (batch {batch_size})": world_model_update,
+        f"MAMBA imagination (batch {batch_size}, 15 steps)": imagination,
+        f"MAMBA PPO minibatch step ({minibatch['action'].shape[0]} states)": ppo_step,
+    }
 
 
 def ensemble_loops(fast: FastPath) -> dict[str, Callable[[], None]]:
@@ -103,10 +119,21 @@ def ensemble_loops(fast: FastPath) -> dict[str, Callable[[], None]]:
     aorpo = EgoEnsembles(3, 54, 15, config)
     optimizers = [fast.adam(m.parameters(), lr=1e-3) for m in (moma, aorpo)]
     B = 256
-    moma_batch = {"state": torch.randn(B, 27), "action_features": torch.rand(B, 4, 2), "next_state": torch.randn(B, 27),
-                  "reward": torch.randn(B), "terminal": torch.zeros(B)}
-    aorpo_batch = {"state": torch.randn(B, 54), "action_features": torch.rand(B, 3, 5), "next_state": torch.randn(B, 54),
-                   "reward": torch.randn(B), "agent_rewards": torch.randn(B, 3), "terminal": torch.zeros(B)}
+    moma_batch = {
+        "state": torch.randn(B, 27),
+        "action_features": torch.rand(B, 4, 2),
+        "next_state": torch.randn(B, 27),
+        "reward": torch.randn(B),
+        "terminal": torch.zeros(B),
+    }
+    aorpo_batch = {
+        "state": torch.randn(B, 54),
+        "action_features": torch.rand(B, 3, 5),
+        "next_state": torch.randn(B, 54),
+        "reward": torch.randn(B),
+        "agent_rewards": torch.randn(B, 3),
+        "terminal": torch.zeros(B),
+    }
 
     def step(loss_fn: Callable[[], torch.Tensor], optimizer: torch.optim.Optimizer) -> Callable[[], None]:
         def run() -> None:
@@ -115,14 +142,19 @@ def ensemble_loops(fast: FastPath) -> dict[str, Callable[[], None]]:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+
         return run
 
     moma_loss = fast.compile("ensemble_loss", ensemble_loss)
     aorpo_loss = fast.compile("ego_loss", aorpo.loss)
-    return {"MOMA-PPO ensemble step (7 x 3x200, batch 256)": step(lambda: moma_loss(moma, moma_batch)["loss"],
-                                                                  optimizers[0]),
-            "AORPO ego-ensemble step (3 x 7 x 3x200, batch 256)": step(lambda: aorpo_loss(aorpo_batch)["loss"],
-                                                                       optimizers[1])}
+    return {
+        "MOMA-PPO ensemble step (7 x 3x200, batch 256)": step(
+            lambda: moma_loss(moma, moma_batch)["loss"], optimizers[0]
+        ),
+        "AORPO ego-ensemble step (3 x 7 x 3x200, batch 256)": step(
+            lambda: aorpo_loss(aorpo_batch)["loss"], optimizers[1]
+        ),
+    }
 
 
 def profile_call(fn: Callable[[], None]) -> tuple[int, float]:
@@ -141,10 +173,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5, help="timed calls per loop and path")
     parser.add_argument("--fast-bf16", default="auto", choices=["auto", "on", "off"])
     args = parser.parse_args()
-    paths = {"eager": FastPath(FastPathConfig(bf16="off", fused_adam=False)),
-             "fast": FastPath(FastPathConfig(bf16=args.fast_bf16))}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); fast path bf16 {args.fast_bf16} "
-          f"(enabled: {paths['fast'].bf16_enabled('cpu')})\n")
+    paths = {
+        "eager": FastPath(FastPathConfig(bf16="off", fused_adam=False)),
+        "fast": FastPath(FastPathConfig(bf16=args.fast_bf16)),
+    }
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); fast path bf16 {args.fast_bf16} "
+        f"(enabled: {paths['fast'].bf16_enabled('cpu')})\n"
+    )
     print("| loop | path | ms per call | aten ops per call | GEMM share |\n|---|---|---|---|---|")
     rows: dict[str, dict[str, float]] = {}
     for path, fast in paths.items():

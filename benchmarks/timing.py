@@ -53,7 +53,10 @@ def timed(timer: IterationTimer, phases: dict[str, float], name: str, fn: Callab
 
 
 def timed_fit(
-    config: str, overrides: list[str], iterations: int, phases_of: Callable[[Any], dict[str, str]],
+    config: str,
+    overrides: list[str],
+    iterations: int,
+    phases_of: Callable[[Any], dict[str, str]],
     after_fit: Callable[[Any, Any], None] | None = None,
 ) -> tuple[list[float], dict[str, float], Any]:
     """Train ``config`` (with ``overrides``) for ``iterations + 1`` iterations, the first untimed.

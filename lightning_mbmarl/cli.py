@@ -54,9 +54,11 @@ def precision_warning(precision: str, accelerator: str) -> str | None:
     bf16 dot products (emulated there: a user measured bf16-mixed about 6x slower than float32 on such a CPU)."""
     on_cpu = accelerator == "cpu" or (accelerator in ("auto", "None") and not torch.cuda.is_available())
     if on_cpu and precision.startswith(("bf16", "16")) and not native_bf16("cpu"):
-        return (f"--trainer.precision={precision} on a CPU without native bf16 (AVX512-BF16 or AMX-BF16) is emulated "
-                "(measured about 6x slower than 32-true on such a CPU); the methods' fast path already uses bf16 where it "
-                "pays (--model.init_args.fast.bf16=auto)")
+        return (
+            f"--trainer.precision={precision} on a CPU without native bf16 (AVX512-BF16 or AMX-BF16) is emulated "
+            "(measured about 6x slower than 32-true on such a CPU); the methods' fast path already uses bf16 where it "
+            "pays (--model.init_args.fast.bf16=auto)"
+        )
     return None
 
 
@@ -75,12 +77,17 @@ class MBMARLCLI(LightningCLI):
     """LightningCLI with per-run output folders, default loggers and the environment spec linked to the model."""
 
     def add_arguments_to_parser(self, parser) -> None:  # type: ignore[override]
-        parser.add_argument("--experiment", type=str | None, default=None,
-                            help="run folder name under --output_dir (default: the --config file's stem)")
+        parser.add_argument(
+            "--experiment",
+            type=str | None,
+            default=None,
+            help="run folder name under --output_dir (default: the --config file's stem)",
+        )
         parser.add_argument("--output_dir", type=str, default="outputs", help="where run folders are created")
         # The model's networks are sized from the environment the data module serves.
-        parser.link_arguments("data", "model.init_args.env_spec", compute_fn=lambda dm: dm.env_spec,
-                              apply_on="instantiate")
+        parser.link_arguments(
+            "data", "model.init_args.env_spec", compute_fn=lambda dm: dm.env_spec, apply_on="instantiate"
+        )
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -90,8 +97,10 @@ class MBMARLCLI(LightningCLI):
             os.environ[RUN_DIR_ENV] = run_dir
             if resumed:  # the run's own config.yaml stays; this part's config is written beside it
                 parts = len(list(Path(run_dir).glob("config_resume_*.yaml")))
-                self.save_config_kwargs = {**self.save_config_kwargs,
-                                           "config_filename": f"config_resume_{parts + 1}.yaml"}
+                self.save_config_kwargs = {
+                    **self.save_config_kwargs,
+                    "config_filename": f"config_resume_{parts + 1}.yaml",
+                }
         config.trainer.default_root_dir = run_dir
         warning = precision_warning(str(config.trainer.get("precision")), str(config.trainer.get("accelerator")))
         if warning:
@@ -146,13 +155,15 @@ class MBMARLCLI(LightningCLI):
                 raise ValueError(
                     f"--trainer.default_root_dir {chosen} already holds another run (its config.yaml): give a new "
                     f"folder, resume it with --ckpt_path {chosen / 'checkpoints' / 'last.ckpt'}, or leave the "
-                    "folder to --output_dir, which makes a fresh <output_dir>/<experiment>/version_<k>")
+                    "folder to --output_dir, which makes a fresh <output_dir>/<experiment>/version_<k>"
+                )
             chosen.mkdir(parents=True, exist_ok=True)
             return str(chosen), resumes is not None
         if resumes is not None:
             return str(resumes), True
         experiment_dir = Path(config.get("output_dir") or "outputs") / (
-            config.get("experiment") or self._experiment_from_config_file(config))
+            config.get("experiment") or self._experiment_from_config_file(config)
+        )
         job = slurm_job()
         if job is not None and self.subcommand == "fit" and not checkpoint:
             run, resumed = job_run_dir(experiment_dir, job)
@@ -203,8 +214,11 @@ def main(argv: list[str] | None = None) -> int:
             remove_unstarted_run(os.environ.get(RUN_DIR_ENV))
         if verbose or not _bad_input(error):
             raise
-        print(f"python -m lightning_mbmarl: error: {short_message(error)}\n(--verbose or {VERBOSE_ENV}=1 shows the "
-              "full report)", file=sys.stderr)
+        print(
+            f"python -m lightning_mbmarl: error: {short_message(error)}\n(--verbose or {VERBOSE_ENV}=1 shows the "
+            "full report)",
+            file=sys.stderr,
+        )
         return 2
     stops = [c for c in cli.trainer.callbacks if isinstance(c, GracefulStop) and c.signal_received]
     return 128 + stops[0].signal_received if stops else 0

@@ -53,17 +53,29 @@ REFERENCE_SCORES: dict[str, ReferenceScore] = {
     # 0 for a team that never agrees, 1 for a team that always does.
     "icg": ReferenceScore(random=0.0, expert=1.0, per_step=True, source="MOMA-PPO paper §5.2, Tables 1 and 3"),
     "mamujoco:Ant": ReferenceScore(
-        random=-56.7737, expert=2204.3, per_step=False,
-        source=_RANDOM_SOURCE.format(episodes=100, scenario="Ant", observation="full", agent_conf="4x2",
-                                     note="episodes end when the torso leaves the healthy height range: mean "
-                                     "length 155 steps; with contact_cost_weight=0.0 the mean is -56.5875")
-        + "; " + _ANT_EXPERT_SOURCE,
+        random=-56.7737,
+        expert=2204.3,
+        per_step=False,
+        source=_RANDOM_SOURCE.format(
+            episodes=100,
+            scenario="Ant",
+            observation="full",
+            agent_conf="4x2",
+            note="episodes end when the torso leaves the healthy height range: mean "
+            "length 155 steps; with contact_cost_weight=0.0 the mean is -56.5875",
+        )
+        + "; "
+        + _ANT_EXPERT_SOURCE,
     ),
     "mamujoco:Reacher": ReferenceScore(
-        random=-42.7589, expert=-4.2583, per_step=False,
-        source=_RANDOM_SOURCE.format(episodes=100, scenario="Reacher", observation="all_observant", agent_conf="2x1",
-                                     note="50-step episodes")
-        + "; " + _REACHER_EXPERT_SOURCE,
+        random=-42.7589,
+        expert=-4.2583,
+        per_step=False,
+        source=_RANDOM_SOURCE.format(
+            episodes=100, scenario="Reacher", observation="all_observant", agent_conf="2x1", note="50-step episodes"
+        )
+        + "; "
+        + _REACHER_EXPERT_SOURCE,
     ),
 }
 

@@ -30,8 +30,10 @@ def load_run(checkpoint: Path) -> tuple[Any, Any]:
     run = checkpoint.parent.parent
     config_file = run / "config.yaml"
     if not checkpoint.is_file() or not config_file.is_file():
-        raise FileNotFoundError(f"{checkpoint}: expected a run's checkpoints/<name>.ckpt with the run's config.yaml in "
-                                f"{run} (what `python -m lightning_mbmarl fit` writes)")
+        raise FileNotFoundError(
+            f"{checkpoint}: expected a run's checkpoints/<name>.ckpt with the run's config.yaml in "
+            f"{run} (what `python -m lightning_mbmarl fit` writes)"
+        )
     config = yaml.safe_load(config_file.read_text())
     module, name = config["model"]["class_path"].rsplit(".", 1)
     method = getattr(importlib.import_module(module), name)
@@ -68,8 +70,9 @@ def play_episode(model: Any, env_config: Any, seed: int, chart: bool, max_steps:
     finally:
         runner.env.close()
     if not native:
-        frames = [_chart(env_config.name, model.env_spec, actions[: t + 1], returns[: t + 2])
-                  for t in range(len(actions))]
+        frames = [
+            _chart(env_config.name, model.env_spec, actions[: t + 1], returns[: t + 2]) for t in range(len(actions))
+        ]
     return frames
 
 
@@ -77,8 +80,10 @@ def _native_frame(env: Any, env_config: Any) -> np.ndarray:
     try:
         return env.render()
     except Exception as error:  # noqa: BLE001 - a renderer's failure is reported with the way around it
-        raise RuntimeError(f"{env_config.name} could not draw itself here ({type(error).__name__}: {error}); "
-                           "for MaMuJoCo try MUJOCO_GL=osmesa or MUJOCO_GL=glfw, or draw a chart with --chart") from error
+        raise RuntimeError(
+            f"{env_config.name} could not draw itself here ({type(error).__name__}: {error}); "
+            "for MaMuJoCo try MUJOCO_GL=osmesa or MUJOCO_GL=glfw, or draw a chart with --chart"
+        ) from error
 
 
 def _chart(name: str, spec: Any, actions: list[np.ndarray], returns: list[float]) -> np.ndarray:
@@ -92,8 +97,12 @@ def _chart(name: str, spec: Any, actions: list[np.ndarray], returns: list[float]
     current = actions[-1]
     values = current if current.ndim == 1 else current.mean(axis=-1)
     left.bar(range(spec.n_agents), values, color="tab:blue")
-    left.set(xticks=range(spec.n_agents), xticklabels=spec.agent_names or range(spec.n_agents),
-             ylabel="action" if current.ndim == 1 else "mean action", title=f"{name}: step {len(actions)}")
+    left.set(
+        xticks=range(spec.n_agents),
+        xticklabels=spec.agent_names or range(spec.n_agents),
+        ylabel="action" if current.ndim == 1 else "mean action",
+        title=f"{name}: step {len(actions)}",
+    )
     if current.ndim == 1:
         left.set_ylim(-0.5, spec.action_dim - 0.5)
     right.plot(range(len(returns)), returns, marker="o", color="tab:green")

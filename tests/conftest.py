@@ -31,14 +31,24 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
     """``python -m lightning_mbmarl ARGS`` in a fresh process (one thread, its own DDP port)."""
     return subprocess.run(
         [sys.executable, "-m", "lightning_mbmarl", *args],
-        cwd=cwd or REPO, env=_cli_env(), capture_output=True, text=True, timeout=timeout,
+        cwd=cwd or REPO,
+        env=_cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """:func:`run_cli` started in the background (to be signalled), output captured; ``env``: extra variables."""
-    return subprocess.Popen([sys.executable, "-m", "lightning_mbmarl", *args], cwd=REPO, env=_cli_env(env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lightning_mbmarl", *args],
+        cwd=REPO,
+        env=_cli_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def metrics(run_dir: Path) -> list[dict[str, str]]:
@@ -83,5 +93,8 @@ def read_metric_values():
 @pytest.fixture
 def quiet_cli_args(tmp_path: Path) -> list[str]:
     """Options every CLI test passes: its own output folder, no progress bar."""
-    return [f"--output_dir={tmp_path / 'outputs'}", "--trainer.enable_progress_bar=false",
-            "--trainer.enable_model_summary=false"]
+    return [
+        f"--output_dir={tmp_path / 'outputs'}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+    ]

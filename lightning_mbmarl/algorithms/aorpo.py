@@ -84,30 +84,44 @@ class OpponentWiseModelUsage:
     opponent_conditioning = True
     progress_counters = ("env_steps", "agent_interactions")
 
-    def _init_model_usage(self, aorpo: AORPOConfig, world_model: EnsembleConfig, opponent_model: OpponentModelConfig,
-                          fast: FastPathConfig) -> None:
+    def _init_model_usage(
+        self, aorpo: AORPOConfig, world_model: EnsembleConfig, opponent_model: OpponentModelConfig, fast: FastPathConfig
+    ) -> None:
         self.aorpo = as_config(aorpo, AORPOConfig)
         self.fast = FastPath(as_config(fast, FastPathConfig))  # the ego ensembles' training steps
         if self.aorpo.opponent_rollout not in OPPONENT_ROLLOUTS:
-            raise ValueError(f"aorpo.opponent_rollout must be one of {OPPONENT_ROLLOUTS}, got {self.aorpo.opponent_rollout!r}")
+            raise ValueError(
+                f"aorpo.opponent_rollout must be one of {OPPONENT_ROLLOUTS}, got {self.aorpo.opponent_rollout!r}"
+            )
         if not 0.0 <= self.aorpo.real_ratio <= 1.0:
             raise ValueError(f"aorpo.real_ratio must be in [0, 1], got {self.aorpo.real_ratio}")
         spec = self.env_spec
         self.observer = StateObserver(spec)
-        self.dynamics = EgoEnsembles(spec.n_agents, spec.state_dim, spec.n_agents * spec.action_dim,
-                                     as_config(world_model, EnsembleConfig))
+        self.dynamics = EgoEnsembles(
+            spec.n_agents, spec.state_dim, spec.n_agents * spec.action_dim, as_config(world_model, EnsembleConfig)
+        )
         self.opponent_models = OpponentModels(spec, as_config(opponent_model, OpponentModelConfig))
         self.register_buffer("opponent_errors", torch.zeros(spec.n_agents, spec.n_agents))
         self.register_buffer("opponent_model_steps", torch.zeros(spec.n_agents, spec.n_agents, dtype=torch.long))
         self.model_store = TransitionStore(self.aorpo.model_store_capacity)
-        self.counters.update(agent_interactions=0, communications=0, model_steps=0, model_fits=0, last_model_fit=-1,
-                             last_opponent_fit=-1, last_rollout=-1)
+        self.counters.update(
+            agent_interactions=0,
+            communications=0,
+            model_steps=0,
+            model_fits=0,
+            last_model_fit=-1,
+            last_opponent_fit=-1,
+            last_rollout=-1,
+        )
 
     def _model_optimizers(self) -> list[torch.optim.Optimizer]:
         return [
-            self.fast.adam(self.dynamics.parameters(), self.trainer_precision,
-                           lr=self.dynamics.ensemble.config.learning_rate,
-                           weight_decay=self.dynamics.ensemble.config.weight_decay),
+            self.fast.adam(
+                self.dynamics.parameters(),
+                self.trainer_precision,
+                lr=self.dynamics.ensemble.config.learning_rate,
+                weight_decay=self.dynamics.ensemble.config.weight_decay,
+            ),
             torch.optim.Adam(self.opponent_models.parameters(), lr=self.opponent_models.config.learning_rate),
         ]
 
@@ -124,8 +138,9 @@ class OpponentWiseModelUsage:
     # ----------------------------------------------------------------------------------------------- updates
     def update(self, datamodule: OnlineDataModule) -> dict[str, Any]:
         counters, config, spec = self.counters, self.aorpo, self.env_spec
-        counters["agent_interactions"] = (counters["env_steps"] * spec.n_agents * (spec.n_agents - 1)
-                                          + counters["communications"])
+        counters["agent_interactions"] = (
+            counters["env_steps"] * spec.n_agents * (spec.n_agents - 1) + counters["communications"]
+        )
         logs: dict[str, Any] = {}
         steps = datamodule.env_steps
         due = lambda last, interval: last < 0 or steps - last >= interval  # noqa: E731
@@ -176,7 +191,9 @@ class OpponentWiseModelUsage:
     def _rollout_length(self, env_steps: int) -> int:
         config = self.aorpo
         progress = min(1.0, env_steps / max(1, config.rollout_ramp_env_steps))
-        return int(round(config.rollout_length_start + progress * (config.rollout_length - config.rollout_length_start)))
+        return int(
+            round(config.rollout_length_start + progress * (config.rollout_length - config.rollout_length_start))
+        )
 
     def _generate_rollouts(self, datamodule: OnlineDataModule) -> dict[str, Any]:
         horizon = self._rollout_length(datamodule.env_steps)
@@ -189,15 +206,24 @@ class OpponentWiseModelUsage:
         start = datamodule.sample(self.aorpo.rollout_starts)["state"].to(self.device)
         result = opponent_wise_rollouts(
             lambda obs, avail, features: self.agents.act(obs, avail, features),
-            self.opponent_models, self.dynamics, self.observer, self.env_spec, start, horizon, model_steps,
+            self.opponent_models,
+            self.dynamics,
+            self.observer,
+            self.env_spec,
+            start,
+            horizon,
+            model_steps,
         )
         self.model_store.add(result.transitions)
         self.counters["communications"] += result.communications
         self.counters["model_steps"] += result.model_steps
         n = self.env_spec.n_agents
         off_diagonal = model_steps[~torch.eye(n, dtype=torch.bool, device=model_steps.device)].float()
-        return {"aorpo/rollout_length": float(horizon), "aorpo/opponent_model_steps": off_diagonal.mean(),
-                "aorpo/communications": float(result.communications)}
+        return {
+            "aorpo/rollout_length": float(horizon),
+            "aorpo/opponent_model_steps": off_diagonal.mean(),
+            "aorpo/communications": float(result.communications),
+        }
 
     def _policy_batch(self, datamodule: OnlineDataModule) -> dict[str, torch.Tensor]:
         """``real_ratio`` real transitions (all agents learn from them, conditioned on opponent-model predictions)
@@ -235,9 +261,11 @@ class OpponentWiseModelUsage:
         predicted = []
         for t in range(sequences["state"].shape[1] - 1):
             joint = sequences["action_features"][:, t].flatten(-2)
-            state = self.dynamics.step(state.unsqueeze(0).expand(self.env_spec.n_agents, -1, -1),
-                                       joint.unsqueeze(0).expand(self.env_spec.n_agents, -1, -1),
-                                       deterministic=True)[0][0]
+            state = self.dynamics.step(
+                state.unsqueeze(0).expand(self.env_spec.n_agents, -1, -1),
+                joint.unsqueeze(0).expand(self.env_spec.n_agents, -1, -1),
+                deterministic=True,
+            )[0][0]
             predicted.append(state)
         return torch.stack(predicted, dim=1), sequences["next_state"][:, :-1]
 

@@ -114,7 +114,9 @@ class MultiAgentAlgorithm(L.LightningModule):
             return env_config
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if datamodule is None or not hasattr(datamodule, "env"):
-            raise ValueError("evaluate() needs env_config when the module is not attached to a trainer with a data module")
+            raise ValueError(
+                "evaluate() needs env_config when the module is not attached to a trainer with a data module"
+            )
         return datamodule.env
 
     @torch.no_grad()
@@ -142,8 +144,9 @@ class MultiAgentAlgorithm(L.LightningModule):
         metrics = {k.removeprefix("episode_"): v for k, v in summarize_episodes(results).items()}
         reference = reference_for(config.name, config.kwargs)
         if reference is not None:
-            metrics["normalized_score"] = float(np.mean([reference.normalize(e.episode_return, e.length)
-                                                         for e in results]))
+            metrics["normalized_score"] = float(
+                np.mean([reference.normalize(e.episode_return, e.length) for e in results])
+            )
         return metrics
 
     def _log_evaluation(self, prefix: str, episodes: int) -> None:
@@ -186,8 +189,10 @@ class MultiAgentAlgorithm(L.LightningModule):
 
     def on_train_start(self) -> None:
         if self.schedule_done():  # a finished run resumed: nothing left to train
-            rank_zero_info(f"{type(self).__name__}: the checkpoint's schedule is already complete ({self.counters}); "
-                           "nothing to train. Raise the budget in the config to train further.")
+            rank_zero_info(
+                f"{type(self).__name__}: the checkpoint's schedule is already complete ({self.counters}); "
+                "nothing to train. Raise the budget in the config to train further."
+            )
             self._finished = True
             self.trainer.should_stop = True
 
@@ -222,8 +227,9 @@ class MultiAgentAlgorithm(L.LightningModule):
         """Call once per training step with the step's scalars to log. At logged steps, writes the latest value of
         every key given since the last one (also those of periodic work done in between: model fits, rollout
         rounds), ``train/*`` statistics of the episodes finished since then, and the counters."""
-        self._unlogged_values.update({key: value.detach() if isinstance(value, torch.Tensor) else value
-                                      for key, value in (values or {}).items()})
+        self._unlogged_values.update(
+            {key: value.detach() if isinstance(value, torch.Tensor) else value for key, value in (values or {}).items()}
+        )
         if not self.logging_step():
             return
         self.finite_check.raise_if_diverged()
@@ -268,8 +274,13 @@ def _get_rng_state() -> dict[str, Any]:
     version, python_state, gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-                  "has_gauss": int(has_gauss), "cached_gauss": float(cached_gauss)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gauss": float(cached_gauss),
+        },
         "python": {"version": version, "state": torch.tensor(python_state, dtype=torch.int64), "gauss": gauss},
     }
     if torch.cuda.is_available():
@@ -280,8 +291,9 @@ def _get_rng_state() -> dict[str, Any]:
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["position"], n["has_gauss"],
-                         n["cached_gauss"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["position"], n["has_gauss"], n["cached_gauss"])
+    )
     p = state["python"]
     random.setstate((p["version"], tuple(int(x) for x in p["state"].tolist()), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():

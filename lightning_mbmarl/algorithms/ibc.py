@@ -69,7 +69,9 @@ class IBC(MultiAgentAlgorithm):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         optimizer = self.optimizers()
         loss = bc_loss(self.actor, batch)
-        optimizer_step(self, optimizer, loss, self.config.max_grad_norm, "behavioural-cloning loss", self.counters["updates"])
+        optimizer_step(
+            self, optimizer, loss, self.config.max_grad_norm, "behavioural-cloning loss", self.counters["updates"]
+        )
         self.counters["updates"] += 1
         if self.schedule_done():
             self.finish()  # before logging: the last training step is always a logged one

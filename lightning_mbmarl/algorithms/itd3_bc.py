@@ -63,8 +63,10 @@ class ITD3BC(MultiAgentAlgorithm):
             return
         datamodule = self.trainer.datamodule
         if not hasattr(datamodule, "sample_start_states"):
-            raise TypeError(f"ITD3BC normalises observations with dataset statistics and needs an OfflineDataModule, "
-                            f"got {type(datamodule).__name__}; or set td3_bc.normalize_observations=false")
+            raise TypeError(
+                f"ITD3BC normalises observations with dataset statistics and needs an OfflineDataModule, "
+                f"got {type(datamodule).__name__}; or set td3_bc.normalize_observations=false"
+            )
         sample = datamodule.sample_start_states(STATISTICS_SAMPLES, torch.Generator().manual_seed(0))
         self.agents.set_observation_statistics(sample["obs"])
 
@@ -92,8 +94,9 @@ class ITD3BC(MultiAgentAlgorithm):
             optimizer_step(self, actor_optimizer, actor["loss"], config.max_grad_norm)
             soft_update(agents.target_critic, agents.critic, config.tau)
             soft_update(agents.target_actor, agents.actor, config.tau)
-            values.update({"td3_bc/actor_loss": actor["loss"], "td3_bc/bc": actor["bc"],
-                           "td3_bc/lambda": actor["lambda"]})
+            values.update(
+                {"td3_bc/actor_loss": actor["loss"], "td3_bc/bc": actor["bc"], "td3_bc/lambda": actor["lambda"]}
+            )
         self.counters["gradient_steps"] += 1
         if self.schedule_done():
             self.finish()  # before logging: the last training step is always a logged one

@@ -34,9 +34,20 @@ from lightning_mbmarl.world_models.bilevel_rssm import BiLevelConfig, BiLevelSta
 
 #: The released MABL learner: MAMBA's PPO with actor lr 1e-4 and critic lr 1e-3 (the actor's weight decay 1e-5 is
 #: not used here)
-MABL_PPO = MAPPOConfig(hidden=(256, 256), actor_lr=1e-4, critic_lr=1e-3, gamma=0.99, gae_lambda=0.95, epochs=5,
-                       minibatch_size=2000, max_grad_norm=100.0, initial_entropy_alpha=1e-3, entropy_coef_lr=0.0,
-                       memory_length=0, share_parameters=True)
+MABL_PPO = MAPPOConfig(
+    hidden=(256, 256),
+    actor_lr=1e-4,
+    critic_lr=1e-3,
+    gamma=0.99,
+    gae_lambda=0.95,
+    epochs=5,
+    minibatch_size=2000,
+    max_grad_norm=100.0,
+    initial_entropy_alpha=1e-3,
+    entropy_coef_lr=0.0,
+    memory_length=0,
+    share_parameters=True,
+)
 
 
 class MABL(MAMBA):
@@ -61,8 +72,13 @@ class MABL(MAMBA):
         return BiLevelWorldModel(self.env_spec, as_config(config, BiLevelConfig))
 
     def build_actor_critic(self, critic: AttentionCriticConfig) -> LatentActorCritic:
-        return LatentActorCritic(self.env_spec, self.world_model.layout, self.mappo_config, critic,
-                                 policy_layout=self.world_model.agent_layout)
+        return LatentActorCritic(
+            self.env_spec,
+            self.world_model.layout,
+            self.mappo_config,
+            critic,
+            policy_layout=self.world_model.agent_layout,
+        )
 
     # ----------------------------------------------------------------------------------------------- acting
     @torch.no_grad()
@@ -84,5 +100,9 @@ class MABL(MAMBA):
         (where :meth:`MAMBA.model_error_rollout` starts; it then rolls both levels with the real joint actions)."""
         model = self.world_model
         reset = model.reset_prior(sequences["obs"].shape[:1])
-        return model.posterior(reset.agent.deter, None if reset.upper is None else reset.upper.deter,
-                               model.encode(sequences["obs"][:, 0]), model.encode_state(sequences["state"][:, 0]))
+        return model.posterior(
+            reset.agent.deter,
+            None if reset.upper is None else reset.upper.deter,
+            model.encode(sequences["obs"][:, 0]),
+            model.encode_state(sequences["state"][:, 0]),
+        )

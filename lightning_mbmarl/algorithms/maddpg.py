@@ -56,13 +56,17 @@ class MADDPG(OffPolicyAlgorithm):
         config, agents = self.config, self.agents
         critic = critic_loss(agents, batch, config)
         optimizer_step(self, critic_optimizer, critic["loss"], config.max_grad_norm)
-        logs = {"maddpg/critic_loss": critic["loss"].detach(), "maddpg/q": critic["q"],
-                "maddpg/target": critic["target"]}
+        logs = {
+            "maddpg/critic_loss": critic["loss"].detach(),
+            "maddpg/q": critic["q"],
+            "maddpg/target": critic["target"],
+        }
         if self.counters["gradient_steps"] % config.policy_delay == 0:
             actor = actor_loss(agents, batch, config)
             optimizer_step(self, actor_optimizer, actor["loss"], config.max_grad_norm)
-            logs.update({"maddpg/actor_loss": actor["loss"].detach(),
-                         "maddpg/pre_activation_l2": actor["pre_activation_l2"]})
+            logs.update(
+                {"maddpg/actor_loss": actor["loss"].detach(), "maddpg/pre_activation_l2": actor["pre_activation_l2"]}
+            )
             soft_update(agents.target_actor, agents.actor, config.tau)
         soft_update(agents.target_critic, agents.critic, config.tau)
         self.counters["gradient_steps"] += 1

@@ -55,20 +55,25 @@ class MAG(MAMBA):
     ) -> None:
         super().__init__(env_spec, online, mamba, world_model, mappo, critic, evaluation, fast)
         self.planning = as_config(planning, PlanningConfig)
-        self.model_reward = ModelRewardPredictor(self.world_model.feature_dim,
-                                                 as_config(model_reward, ModelRewardConfig))
+        self.model_reward = ModelRewardPredictor(
+            self.world_model.feature_dim, as_config(model_reward, ModelRewardConfig)
+        )
 
     def configure_optimizers(self):
-        return [*super().configure_optimizers(),
-                self.fast.adam(self.model_reward.parameters(), self.trainer_precision,
-                               lr=self.model_reward.config.learning_rate)]
+        return [
+            *super().configure_optimizers(),
+            self.fast.adam(
+                self.model_reward.parameters(), self.trainer_precision, lr=self.model_reward.config.learning_rate
+            ),
+        ]
 
     def learn_world_model(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A world-model step and an R̂_m step on the same windows (labels: the errors before the model step)."""
         model_reward_optimizer = self.optimizers()[2]
         with self.fast.autocast(self.device):
-            losses, observed = self.fast.compile("world_model_loss_and_sequence",
-                                                 world_model_loss_and_sequence)(self.world_model, batch)
+            losses, observed = self.fast.compile("world_model_loss_and_sequence", world_model_loss_and_sequence)(
+                self.world_model, batch
+            )
         logs = self.world_model_step(losses, TERMS)
         with self.fast.autocast(self.device):
             fit = model_reward_loss(self.model_reward, observed.prior.features, losses["model_error"])

@@ -79,8 +79,15 @@ class MAIQL(MultiAgentAlgorithm):
         self.counters["gradient_steps"] += 1
         if self.schedule_done():
             self.finish()  # before logging: the last training step is always a logged one
-        self.log_training_progress({
-            "maiql/value_loss": value["loss"], "maiql/v": value["v"],
-            "maiql/actor_loss": actor["loss"], "maiql/weight": actor["weight"], "maiql/log_prob": actor["log_prob"],
-            "maiql/q_loss": critic["loss"], "maiql/q": critic["q"], "maiql/target": critic["target"],
-        })
+        self.log_training_progress(
+            {
+                "maiql/value_loss": value["loss"],
+                "maiql/v": value["v"],
+                "maiql/actor_loss": actor["loss"],
+                "maiql/weight": actor["weight"],
+                "maiql/log_prob": actor["log_prob"],
+                "maiql/q_loss": critic["loss"],
+                "maiql/q": critic["q"],
+                "maiql/target": critic["target"],
+            }
+        )

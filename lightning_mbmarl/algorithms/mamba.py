@@ -65,9 +65,20 @@ class MAMBAConfig:
 MAMBA_ONLINE = OnlineConfig(total_env_steps=100_000, warmup_env_steps=500, env_steps_per_update=50, batch_size=40)
 #: MAMBA's PPO: lr 5e-4, gamma .99, lambda .95, 5 epochs, minibatches of 2000 imagined states, entropy 1e-3,
 #: gradient clip 100, one policy shared by all agents
-MAMBA_PPO = MAPPOConfig(hidden=(256, 256), actor_lr=5e-4, critic_lr=5e-4, gamma=0.99, gae_lambda=0.95, epochs=5,
-                        minibatch_size=2000, max_grad_norm=100.0, initial_entropy_alpha=1e-3, entropy_coef_lr=0.0,
-                        memory_length=0, share_parameters=True)
+MAMBA_PPO = MAPPOConfig(
+    hidden=(256, 256),
+    actor_lr=5e-4,
+    critic_lr=5e-4,
+    gamma=0.99,
+    gae_lambda=0.95,
+    epochs=5,
+    minibatch_size=2000,
+    max_grad_norm=100.0,
+    initial_entropy_alpha=1e-3,
+    entropy_coef_lr=0.0,
+    memory_length=0,
+    share_parameters=True,
+)
 
 
 @contextmanager
@@ -103,8 +114,13 @@ class MAMBA(OnlineAlgorithm):
         self.actor_critic = self.build_actor_critic(as_config(critic, AttentionCriticConfig))
         alpha = torch.full((self.env_spec.n_agents,), self.mappo_config.initial_entropy_alpha)
         self.register_buffer("entropy_alpha", alpha)  # fixed unless mappo.entropy_coef_lr > 0
-        self.counters.update(world_model_steps=0, policy_updates=0, imagined_transitions=0,
-                             iteration_model_updates=0, iteration_policy_rounds=0)  # parts of the current iteration
+        self.counters.update(
+            world_model_steps=0,
+            policy_updates=0,
+            imagined_transitions=0,
+            iteration_model_updates=0,
+            iteration_policy_rounds=0,
+        )  # parts of the current iteration
         self._filters: dict[bool, RSSMState] = {}  # posterior of each acting stream (key: greedy), [E, N]
 
     def build_world_model(self, config: RSSMConfig | dict[str, Any]) -> RSSMWorldModel:
@@ -116,9 +132,12 @@ class MAMBA(OnlineAlgorithm):
         return LatentActorCritic(self.env_spec, self.world_model.layout, self.mappo_config, critic)
 
     def configure_optimizers(self):
-        return [self.fast.adam(self.world_model.parameters(), self.trainer_precision,
-                               lr=self.world_model.config.learning_rate),
-                self.fast.adam(self.actor_critic.parameter_groups(), self.trainer_precision)]
+        return [
+            self.fast.adam(
+                self.world_model.parameters(), self.trainer_precision, lr=self.world_model.config.learning_rate
+            ),
+            self.fast.adam(self.actor_critic.parameter_groups(), self.trainer_precision),
+        ]
 
     # ----------------------------------------------------------------------------------------------- acting
     @property
@@ -211,8 +230,16 @@ class MAMBA(OnlineAlgorithm):
         optimizer = self.optimizers()[1]
         logs = {"mappo/imagined_return": data["return"].mean()}
         while not queue.exhausted:
-            losses = mappo_step(self, optimizer, self.actor_critic, queue.pop(), self.entropy_alpha, c,
-                                self.counters["policy_updates"], self.fast)
+            losses = mappo_step(
+                self,
+                optimizer,
+                self.actor_critic,
+                queue.pop(),
+                self.entropy_alpha,
+                c,
+                self.counters["policy_updates"],
+                self.fast,
+            )
             self.counters["policy_updates"] += 1
             logs.update({f"mappo/{k}": v.detach() for k, v in losses.items() if v.dim() == 0})
         self.counters["imagined_transitions"] += size

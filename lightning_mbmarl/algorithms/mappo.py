@@ -50,7 +50,9 @@ class MAPPO(MultiAgentAlgorithm):
         self.save_config_hyperparameters()
         self.online, self.mappo_config = as_config(online, OnlinePPOConfig), as_config(mappo, MAPPOConfig)
         self.actor_critic = MAPPOActorCritic(self.env_spec, self.env_spec.state_dim, self.mappo_config)
-        self.register_buffer("entropy_alpha", torch.full((self.env_spec.n_agents,), self.mappo_config.initial_entropy_alpha))
+        self.register_buffer(
+            "entropy_alpha", torch.full((self.env_spec.n_agents,), self.mappo_config.initial_entropy_alpha)
+        )
         self.counters.update(env_steps=0, rounds=0, policy_updates=0)
         self._queue: MinibatchQueue | None = None
 
@@ -76,22 +78,35 @@ class MAPPO(MultiAgentAlgorithm):
         if self._queue is None or self._queue.exhausted:
             self._queue = self._collect_round()
         minibatch = {k: v.to(self.device) for k, v in self._queue.pop().items()}
-        losses = mappo_step(self, self.optimizers(), self.actor_critic, minibatch, self.entropy_alpha,
-                            self.mappo_config, self.counters["policy_updates"])
+        losses = mappo_step(
+            self,
+            self.optimizers(),
+            self.actor_critic,
+            minibatch,
+            self.entropy_alpha,
+            self.mappo_config,
+            self.counters["policy_updates"],
+        )
         self.counters["policy_updates"] += 1
         if self._queue.exhausted:
             self.counters["rounds"] += 1
             if self.schedule_done():
                 self.finish()  # before logging: the last training step is always a logged one
-        self.log_training_progress({**{f"mappo/{k}": v for k, v in losses.items() if v.dim() == 0},
-                                    "env_steps": float(self.counters["env_steps"])})
+        self.log_training_progress(
+            {
+                **{f"mappo/{k}": v for k, v in losses.items() if v.dim() == 0},
+                "env_steps": float(self.counters["env_steps"]),
+            }
+        )
 
     @torch.no_grad()
     def _collect_round(self) -> MinibatchQueue:
         datamodule = self.trainer.datamodule
         if not isinstance(datamodule, OnlineDataModule):
-            raise TypeError(f"MAPPO learns online: use lightning_mbmarl.data.online_datamodule.OnlineDataModule, "
-                            f"not {type(datamodule).__name__}")
+            raise TypeError(
+                f"MAPPO learns online: use lightning_mbmarl.data.online_datamodule.OnlineDataModule, "
+                f"not {type(datamodule).__name__}"
+            )
         acted: list[tuple[History, torch.Tensor]] = []
 
         def policy(obs: torch.Tensor, avail: torch.Tensor, history: History) -> torch.Tensor:
@@ -102,8 +117,9 @@ class MAPPO(MultiAgentAlgorithm):
         collected = datamodule.collect(policy, self.online.rollout_steps)
         self.counters["env_steps"] = datamodule.total_env_steps()
         self.record_episodes(collected.episodes)
-        return MinibatchQueue(self._advantages(collected.steps, acted), self.mappo_config.minibatch_size,
-                              self.mappo_config.epochs)
+        return MinibatchQueue(
+            self._advantages(collected.steps, acted), self.mappo_config.minibatch_size, self.mappo_config.epochs
+        )
 
     def _advantages(self, steps, acted) -> dict[str, torch.Tensor]:
         """Flattened ``[T * E]`` PPO batch with Appendix A's GAE over the round's ``[T, E]`` steps."""
@@ -115,18 +131,30 @@ class MAPPO(MultiAgentAlgorithm):
         next_history = push_history(*history, obs, encode_actions(action, spec))
         flat = lambda x: x.flatten(0, 1)  # noqa: E731
         values = self.actor_critic.value(flat(state), flat(obs), *map(flat, history)).view(T, -1)
-        next_values = self.actor_critic.value(flat(stack("next_state")), flat(stack("next_obs")),
-                                              *map(flat, next_history)).view(T, -1)
+        next_values = self.actor_critic.value(
+            flat(stack("next_state")), flat(stack("next_obs")), *map(flat, next_history)
+        ).view(T, -1)
         terminated, truncated = stack("terminated"), stack("truncated")
         round_end = torch.zeros_like(truncated)
         round_end[-1] = True  # the round stops mid-episode: bootstrap like a time limit
         advantages, returns = timeout_gae(
-            rewards=stack("reward").float(), values=values, next_values=next_values,
-            masks=1.0 - terminated.float(), timeout_masks=1.0 - (truncated | round_end).float(),
-            gamma=self.mappo_config.gamma, lam=self.mappo_config.gae_lambda,
+            rewards=stack("reward").float(),
+            values=values,
+            next_values=next_values,
+            masks=1.0 - terminated.float(),
+            timeout_masks=1.0 - (truncated | round_end).float(),
+            gamma=self.mappo_config.gamma,
+            lam=self.mappo_config.gae_lambda,
         )
-        batch = {"state": state, "obs": obs, "avail": avail, "action": action,
-                 "old_log_prob": torch.stack([lp for _, lp in acted]), "advantage": advantages, "return": returns}
+        batch = {
+            "state": state,
+            "obs": obs,
+            "avail": avail,
+            "action": action,
+            "old_log_prob": torch.stack([lp for _, lp in acted]),
+            "advantage": advantages,
+            "return": returns,
+        }
         if self.history_length:
             batch.update(zip(("history_obs", "history_action", "history_mask"), history))
         return {k: flat(v).cpu() for k, v in batch.items()}

@@ -61,8 +61,13 @@ class MASAC(OffPolicyAlgorithm):
             optimizer_step(self, actor_optimizer, actor["loss"], config.max_grad_norm)
             alpha = alpha_loss(self.agents, actor["agent_entropy"])
             optimizer_step(self, alpha_optimizer, alpha["loss"], None)
-            logs.update({"masac/actor_loss": actor["loss"].detach(), "masac/entropy": actor["entropy"],
-                         "masac/alpha": alpha["alpha"]})
+            logs.update(
+                {
+                    "masac/actor_loss": actor["loss"].detach(),
+                    "masac/entropy": actor["entropy"],
+                    "masac/alpha": alpha["alpha"],
+                }
+            )
         soft_update(self.agents.target_critic, self.agents.critic, config.tau)
         self.counters["gradient_steps"] += 1
         return logs

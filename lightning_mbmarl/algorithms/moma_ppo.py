@@ -84,7 +84,12 @@ class MOMAPPO(MultiAgentAlgorithm):
         ensemble = GaussianEnsemble(spec.state_dim, spec.n_agents * spec.action_dim, world_model)
         # The bounding box is a placeholder until the dataset's is copied in at the start of fit (then checkpointed).
         self.model_env = EnsembleModelEnv(
-            ensemble, torch.zeros(spec.state_dim), torch.zeros(spec.state_dim), 0.0, 0.0, moma.uncertainty_threshold,
+            ensemble,
+            torch.zeros(spec.state_dim),
+            torch.zeros(spec.state_dim),
+            0.0,
+            0.0,
+            moma.uncertainty_threshold,
             StateRangeTermination.from_config(moma.known_termination, spec.state_dim),
         )
         self.actor_critic = MAPPOActorCritic(spec, spec.state_dim, mappo)
@@ -117,8 +122,9 @@ class MOMAPPO(MultiAgentAlgorithm):
     def configure_optimizers(self):
         wm = self.ensemble.config
         return [
-            self.fast.adam(self.ensemble.parameters(), self.trainer_precision, lr=wm.learning_rate,
-                           weight_decay=wm.weight_decay),
+            self.fast.adam(
+                self.ensemble.parameters(), self.trainer_precision, lr=wm.learning_rate, weight_decay=wm.weight_decay
+            ),
             self.fast.adam(self.actor_critic.parameter_groups(), self.trainer_precision),
         ]
 
@@ -180,8 +186,16 @@ class MOMAPPO(MultiAgentAlgorithm):
             self._queue, stats = self._generate_rollouts()
             values.update({f"rollouts/{k}": v for k, v in stats.items()})
         minibatch = {k: v.to(self.device) for k, v in self._queue.pop().items()}
-        losses = mappo_step(self, self.optimizers()[1], self.actor_critic, minibatch, self.entropy_alpha,
-                            self.mappo_config, self.counters["policy_updates"], self.fast)
+        losses = mappo_step(
+            self,
+            self.optimizers()[1],
+            self.actor_critic,
+            minibatch,
+            self.entropy_alpha,
+            self.mappo_config,
+            self.counters["policy_updates"],
+            self.fast,
+        )
         self.counters["policy_updates"] += 1
         values.update({f"mappo/{k}": v for k, v in losses.items() if v.dim() == 0})
         values["mappo/entropy_alpha"] = self.entropy_alpha.mean()
@@ -198,7 +212,11 @@ class MOMAPPO(MultiAgentAlgorithm):
         start = self.trainer.datamodule.sample_start_states(self.moma.rollout_starts, generator)
         start = {k: v.to(self.device) for k, v in start.items()}
         transitions, stats = ensemble_rollouts(
-            self.actor_critic, self.model_env, self.observer, self.env_spec, start,
+            self.actor_critic,
+            self.model_env,
+            self.observer,
+            self.env_spec,
+            start,
             horizon=self.moma.rollout_length,
             reward_uncertainty_coef=self.moma.reward_uncertainty_coef,
             uncertainty_coef=self.moma.uncertainty_coef,

@@ -35,7 +35,9 @@ class OnlineAlgorithm(MultiAgentAlgorithm):
 
     progress_counters = ("env_steps",)
 
-    def __init__(self, env_spec: EnvSpec | dict[str, Any] | None, online: OnlineConfig, evaluation: EvaluationConfig) -> None:
+    def __init__(
+        self, env_spec: EnvSpec | dict[str, Any] | None, online: OnlineConfig, evaluation: EvaluationConfig
+    ) -> None:
         super().__init__(env_spec, evaluation)
         self.online = as_config(online, OnlineConfig)
         self.counters.update(env_steps=0, updates=0)
@@ -44,8 +46,10 @@ class OnlineAlgorithm(MultiAgentAlgorithm):
     def datamodule(self) -> OnlineDataModule:
         datamodule = self.trainer.datamodule
         if not isinstance(datamodule, OnlineDataModule):
-            raise TypeError(f"{type(self).__name__} learns online: use data.class_path "
-                            f"lightning_mbmarl.data.online_datamodule.OnlineDataModule, not {type(datamodule).__name__}")
+            raise TypeError(
+                f"{type(self).__name__} learns online: use data.class_path "
+                f"lightning_mbmarl.data.online_datamodule.OnlineDataModule, not {type(datamodule).__name__}"
+            )
         return datamodule
 
     def exploration_policy(self) -> TeamPolicy:

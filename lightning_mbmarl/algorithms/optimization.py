@@ -11,8 +11,10 @@ from lightning_mbmarl.learners.mappo import MAPPOActorCritic, MAPPOConfig, ppo_l
 from lightning_mbmarl.nn.fast_path import FastPath
 
 
-DIVERGED_HINT = ("Lower the learning rates or the gradient-norm limit, check the data for extreme values "
-                 "(`python -m lightning_mbmarl dataset info FILE` for offline data), or use precision 32.")
+DIVERGED_HINT = (
+    "Lower the learning rates or the gradient-norm limit, check the data for extreme values "
+    "(`python -m lightning_mbmarl dataset info FILE` for offline data), or use precision 32."
+)
 
 
 def check_finite(loss: torch.Tensor, what: str, step: int) -> None:
@@ -46,12 +48,19 @@ class DeferredFiniteCheck:
     def raise_if_diverged(self) -> None:
         for what, (first, value) in self._first.items():
             if int(first) >= 0:
-                raise FloatingPointError(f"{what} is {value.item()} at update {int(first)}: training diverged. "
-                                         f"{DIVERGED_HINT}")
+                raise FloatingPointError(
+                    f"{what} is {value.item()} at update {int(first)}: training diverged. {DIVERGED_HINT}"
+                )
 
 
-def optimizer_step(module: L.LightningModule, optimizer, loss: torch.Tensor, max_grad_norm: float | None,
-                   what: str = "loss", step: int = -1) -> None:
+def optimizer_step(
+    module: L.LightningModule,
+    optimizer,
+    loss: torch.Tensor,
+    max_grad_norm: float | None,
+    what: str = "loss",
+    step: int = -1,
+) -> None:
     """One manual step of ``optimizer`` on ``loss``, gradient norm clipped to ``max_grad_norm`` (None: no clipping).
 
     A non-finite loss stops training: at once on the CPU (reading a CPU value costs nothing), at the next logged step
@@ -91,5 +100,7 @@ def mappo_step(
             losses = fast.compile("ppo_loss", ppo_loss)(actor_critic, minibatch, entropy_alpha, config)
     optimizer_step(module, optimizer, losses["loss"], config.max_grad_norm, "MAPPO loss", step)
     agent_entropy = module.trainer.strategy.reduce(losses["agent_entropy"], reduce_op="mean")
-    entropy_alpha.copy_(update_entropy_alpha(entropy_alpha, agent_entropy, config.entropy_target, config.entropy_coef_lr))
+    entropy_alpha.copy_(
+        update_entropy_alpha(entropy_alpha, agent_entropy, config.entropy_target, config.entropy_coef_lr)
+    )
     return losses

@@ -51,10 +51,16 @@ class GracefulStop(L.Callback):
         if getattr(self._module, "_stop_signal", None) is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
         name = signal.Signals(signum).name
-        then = ("requeueing the SLURM job, which resumes from it" if signum == self._requeue_signal
-                else "stopping (resume with --ckpt_path .../checkpoints/last.ckpt)")
-        print(f"\nlightning_mbmarl: {name} received: saving last.ckpt at the next step boundary, then {then}",
-              file=sys.stderr, flush=True)
+        then = (
+            "requeueing the SLURM job, which resumes from it"
+            if signum == self._requeue_signal
+            else "stopping (resume with --ckpt_path .../checkpoints/last.ckpt)"
+        )
+        print(
+            f"\nlightning_mbmarl: {name} received: saving last.ckpt at the next step boundary, then {then}",
+            file=sys.stderr,
+            flush=True,
+        )
         self._module._stop_signal = signum
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:

@@ -82,8 +82,7 @@ class ProgressReport(L.Callback):
         rate = (done - self._phase[1]) / max(now - self._phase[2], 1e-9)
         left = f" | ~{format_duration((total - done) / rate)} left in this phase" if rate > 0 and done < total else ""
         clock = time.strftime("%H:%M:%S", time.gmtime(now - self._start))
-        line = (f"[{clock}] {self._name}: {label} {done:,.0f} / {total:,.0f} ({100 * fraction:.0f}%)"
-                f"{self._score}{left}")
+        line = f"[{clock}] {self._name}: {label} {done:,.0f} / {total:,.0f} ({100 * fraction:.0f}%){self._score}{left}"
         if line == self._line:
             return
         self._line = line

@@ -41,8 +41,10 @@ def checkpoint_class(path: str | os.PathLike[str]) -> type:
     cls = getattr(importlib.import_module(module_name), class_name, None)
     methods = ("load_from_checkpoint", "act")
     if not (isinstance(cls, type) and all(callable(getattr(cls, name, None)) for name in methods)):
-        raise ValueError(f"checkpoint {path}: {class_path} is not a method of lightning_mbmarl.algorithms "
-                         "(a MultiAgentAlgorithm subclass)")
+        raise ValueError(
+            f"checkpoint {path}: {class_path} is not a method of lightning_mbmarl.algorithms "
+            "(a MultiAgentAlgorithm subclass)"
+        )
     return cls
 
 
@@ -54,8 +56,15 @@ def load_algorithm(path: str | os.PathLike[str], map_location: str | torch.devic
 
 # What a policy file keeps of a training checkpoint: enough for load_algorithm, none of the training state
 # (optimizer moments, loops, callbacks, replay buffers, RNG states).
-_POLICY_KEYS = ("pytorch-lightning_version", "epoch", "global_step", "state_dict", "hparams_name",
-                "hyper_parameters", "mbmarl_counters")
+_POLICY_KEYS = (
+    "pytorch-lightning_version",
+    "epoch",
+    "global_step",
+    "state_dict",
+    "hparams_name",
+    "hyper_parameters",
+    "mbmarl_counters",
+)
 
 
 def export_policy(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:

@@ -79,8 +79,9 @@ class AlgorithmPolicy:
         obs, avail = self.observer.observe(state), self.observer.available(state)
         if self.history is None:
             spec = self.spec
-            self.history = empty_history(len(state), spec.n_agents, self.algorithm.history_length, spec.obs_dim,
-                                         spec.action_dim, device)
+            self.history = empty_history(
+                len(state), spec.n_agents, self.algorithm.history_length, spec.obs_dim, spec.action_dim, device
+            )
         actions = self.algorithm.act(obs, avail, self.history, greedy=self.greedy)
         self.history = push_history(*self.history, obs, encode_actions(actions, self.spec))  # unclipped, as in training
         if not self.spec.discrete:
@@ -164,8 +165,11 @@ def collect_dataset(
             if time.monotonic() - reported >= PROGRESS_SECONDS:  # collections can take minutes: say how far
                 reported = time.monotonic()
                 done = int(np.minimum(finished, quotas).sum())
-                print(f"collecting {env_config.name} ({produced_by}): {done} / {episodes} episodes after "
-                      f"{reported - started:.0f} s", flush=True)
+                print(
+                    f"collecting {env_config.name} ({produced_by}): {done} / {episodes} episodes after "
+                    f"{reported - started:.0f} s",
+                    flush=True,
+                )
             actions = np.asarray(policy(team, rng))
             result = env.step(actions)
             records.append(_step_record(team, actions, result, spec))

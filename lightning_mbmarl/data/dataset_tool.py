@@ -137,14 +137,16 @@ def describe_dataset(path: str | os.PathLike[str]) -> str:
 def describe_conventions(source: str, conventions: mamujoco_datasets.ElbowConventions, rollouts: bool) -> str:
     """The elbow conventions of a checkpoint's greedy episodes (``rollouts``) or of a dataset's episodes."""
     what = "greedy episodes" if rollouts else "episodes"
-    return "\n".join([
-        f"{'checkpoint' if rollouts else 'dataset':<18} {source}",
-        f"{what:<18} {len(conventions.episode_angles)}",
-        f"elbow angle        mean {conventions.mean_angle:+.4f} rad over the last half of each episode",
-        f"convention         {conventions.convention}",
-        f"episodes           {conventions.counter_clockwise_fraction:.1%} {mamujoco_datasets.COUNTER_CLOCKWISE}, "
-        f"{conventions.clockwise_fraction:.1%} {mamujoco_datasets.CLOCKWISE}",
-    ])
+    return "\n".join(
+        [
+            f"{'checkpoint' if rollouts else 'dataset':<18} {source}",
+            f"{what:<18} {len(conventions.episode_angles)}",
+            f"elbow angle        mean {conventions.mean_angle:+.4f} rad over the last half of each episode",
+            f"convention         {conventions.convention}",
+            f"episodes           {conventions.counter_clockwise_fraction:.1%} {mamujoco_datasets.COUNTER_CLOCKWISE}, "
+            f"{conventions.clockwise_fraction:.1%} {mamujoco_datasets.CLOCKWISE}",
+        ]
+    )
 
 
 def _add_make_parsers(make: argparse.ArgumentParser) -> None:
@@ -158,11 +160,17 @@ def _add_make_parsers(make: argparse.ArgumentParser) -> None:
     mj = kinds.add_parser("mamujoco", help="MaMuJoCo Ant / Reacher dataset of random or trained teams")
     mj.add_argument("--scenario", required=True, choices=sorted(mamujoco_datasets.DEFAULT_AGENT_CONF))
     mj.add_argument("--agent-conf", default=None, help="MaMuJoCo partition (default: Ant 4x2, Reacher 2x1)")
-    mj.add_argument("--observation", required=True,
-                    help="recorded observation function: Ant full / partial; Reacher all_observant / independent / "
-                         "leader_only")
-    mj.add_argument("--policy", required=True, action="append",
-                    help="'random' or a Lightning checkpoint (.ckpt); repeat for a mixture of equal parts")
+    mj.add_argument(
+        "--observation",
+        required=True,
+        help="recorded observation function: Ant full / partial; Reacher all_observant / independent / leader_only",
+    )
+    mj.add_argument(
+        "--policy",
+        required=True,
+        action="append",
+        help="'random' or a Lightning checkpoint (.ckpt); repeat for a mixture of equal parts",
+    )
     mj.add_argument("--episodes", type=int, required=True, help="episodes in all (split equally among policies)")
     mj.add_argument("--episode-length", type=int, default=None, help="steps per episode (default: the time limit)")
     mj.add_argument("--contact-cost-weight", type=float, default=None, help="Ant reward option (default: the task's)")
@@ -178,8 +186,12 @@ def _parser() -> argparse.ArgumentParser:
     d4rl = commands.add_parser("import-d4rl", help="a D4RL ant-*-v2 file as a MaMuJoCo Ant 4x2 dataset")
     d4rl.add_argument("file", help="D4RL HDF5 file (observations [T, 111], actions [T, 8], ...)")
     d4rl.add_argument("--observation", required=True, choices=["full", "partial"], help="Ant observation function")
-    d4rl.add_argument("--contact-cost-weight", type=float, default=0.0,
-                      help="recorded env option (default 0.0: D4RL's Ant-v2 rewards carry no contact cost)")
+    d4rl.add_argument(
+        "--contact-cost-weight",
+        type=float,
+        default=0.0,
+        help="recorded env option (default 0.0: D4RL's Ant-v2 rewards carry no contact cost)",
+    )
     d4rl.add_argument("--out", required=True, help="HDF5 file to write")
     convention = commands.add_parser("convention", help="elbow sign convention of a Reacher checkpoint or dataset")
     convention.add_argument("source", help="Lightning checkpoint (.ckpt) or HDF5 dataset file")
@@ -201,10 +213,10 @@ def _make(args: argparse.Namespace) -> Path:
     if args.kind == "icg":
         return make_icg_dataset(args.out, args.policy, args.episodes, args.episode_length, args.seed)
     options = {} if args.contact_cost_weight is None else {"contact_cost_weight": args.contact_cost_weight}
-    config = mamujoco_datasets.mamujoco_config(args.scenario, args.observation, args.agent_conf,
-                                               args.episode_length, **options)
-    return mamujoco_datasets.make_mamujoco_dataset(args.out, config, args.policy, args.episodes, args.seed,
-                                                   args.greedy)
+    config = mamujoco_datasets.mamujoco_config(
+        args.scenario, args.observation, args.agent_conf, args.episode_length, **options
+    )
+    return mamujoco_datasets.make_mamujoco_dataset(args.out, config, args.policy, args.episodes, args.seed, args.greedy)
 
 
 def _convention(args: argparse.Namespace) -> str:
@@ -235,8 +247,9 @@ def main(argv: list[str]) -> int:
         elif args.command == "reobserve":
             path = write_dataset(args.out, mamujoco_datasets.reobserve(read_dataset(args.file), args.observation))
         else:
-            path = write_dataset(args.out, mamujoco_datasets.import_d4rl_ant(args.file, args.observation,
-                                                                              args.contact_cost_weight))
+            path = write_dataset(
+                args.out, mamujoco_datasets.import_d4rl_ant(args.file, args.observation, args.contact_cost_weight)
+            )
         print(f"wrote {path.resolve()}")
         print(describe_dataset(path))
     except (DatasetError, ImportError, FileNotFoundError, ValueError) as err:

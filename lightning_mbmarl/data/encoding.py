@@ -16,7 +16,9 @@ def encode_actions(actions: torch.Tensor, spec: EnvSpec) -> torch.Tensor:
     """
     if spec.discrete:
         if actions.shape[-1] != spec.n_agents:
-            raise ValueError(f"discrete actions must end with the agent axis N={spec.n_agents}, got {tuple(actions.shape)}")
+            raise ValueError(
+                f"discrete actions must end with the agent axis N={spec.n_agents}, got {tuple(actions.shape)}"
+            )
         return F.one_hot(actions.long(), spec.action_dim).float()
     if actions.shape[-2:] != (spec.n_agents, spec.action_dim):
         raise ValueError(

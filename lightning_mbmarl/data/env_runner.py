@@ -36,13 +36,16 @@ class FinishedEpisode:
 class EnvRunner:
     """Runs a :class:`VectorMultiAgentEnv` one step at a time under a :data:`TeamPolicy`."""
 
-    def __init__(self, env: VectorMultiAgentEnv, history_length: int, seed: int, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, env: VectorMultiAgentEnv, history_length: int, seed: int, device: torch.device | str = "cpu"
+    ) -> None:
         self.env, self.spec, self.device = env, env.spec, torch.device(device)
         self.history_length = history_length
         self.team = env.reset(seed)
         E = env.num_envs
-        self.history = empty_history(E, self.spec.n_agents, history_length, self.spec.obs_dim, self.spec.action_dim,
-                                     self.device)
+        self.history = empty_history(
+            E, self.spec.n_agents, history_length, self.spec.obs_dim, self.spec.action_dim, self.device
+        )
         self.is_first = np.ones(E, dtype=bool)
         self.episode_return = np.zeros(E)
         self.episode_length = np.zeros(E, dtype=np.int64)
@@ -54,11 +57,16 @@ class EnvRunner:
         actions = policy(obs, avail, self.history)
         result = self.env.step(actions.cpu().numpy())
         record = StepRecord(
-            obs=torch.as_tensor(self.team.obs), state=torch.as_tensor(self.team.state),
-            avail=torch.as_tensor(self.team.avail), action=actions.detach().cpu(),
-            reward=torch.as_tensor(result.reward), agent_rewards=torch.as_tensor(result.agent_rewards),
-            terminated=torch.as_tensor(result.terminated), truncated=torch.as_tensor(result.truncated),
-            next_obs=torch.as_tensor(result.final_obs), next_state=torch.as_tensor(result.final_state),
+            obs=torch.as_tensor(self.team.obs),
+            state=torch.as_tensor(self.team.state),
+            avail=torch.as_tensor(self.team.avail),
+            action=actions.detach().cpu(),
+            reward=torch.as_tensor(result.reward),
+            agent_rewards=torch.as_tensor(result.agent_rewards),
+            terminated=torch.as_tensor(result.terminated),
+            truncated=torch.as_tensor(result.truncated),
+            next_obs=torch.as_tensor(result.final_obs),
+            next_state=torch.as_tensor(result.final_state),
             next_avail=torch.as_tensor(result.final_avail),
             is_first=torch.as_tensor(self.is_first),
         )
@@ -69,9 +77,13 @@ class EnvRunner:
         self.episode_return += result.reward
         self.episode_length += 1
         finished = [
-            FinishedEpisode(int(b), float(self.episode_return[b]), int(self.episode_length[b]),
-                            {k: bool(v[b]) for k, v in result.info.items() if v.dtype == bool},
-                            {k: float(v[b]) for k, v in result.info.items() if v.dtype.kind == "f"})
+            FinishedEpisode(
+                int(b),
+                float(self.episode_return[b]),
+                int(self.episode_length[b]),
+                {k: bool(v[b]) for k, v in result.info.items() if v.dtype == bool},
+                {k: float(v[b]) for k, v in result.info.items() if v.dtype.kind == "f"},
+            )
             for b in np.flatnonzero(done)
         ]
         self.episode_return[done] = 0.0
@@ -86,8 +98,10 @@ def summarize_episodes(episodes: list[FinishedEpisode]) -> dict[str, float]:
     the mean of each number reported at episode ends (``nash_distance``)."""
     if not episodes:
         return {}
-    stats = {"episode_return": float(np.mean([e.episode_return for e in episodes])),
-             "episode_length": float(np.mean([e.length for e in episodes]))}
+    stats = {
+        "episode_return": float(np.mean([e.episode_return for e in episodes])),
+        "episode_length": float(np.mean([e.length for e in episodes])),
+    }
     for flag in sorted({k for e in episodes for k in e.flags}):
         stats[f"{flag}_rate"] = float(np.mean([e.flags.get(flag, False) for e in episodes]))
     for name in sorted({k for e in episodes for k in e.metrics}):

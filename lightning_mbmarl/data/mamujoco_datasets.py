@@ -93,11 +93,12 @@ def _task_name(spec: EnvSpec) -> str:
 
 def _check_policy_fits(policy_spec: EnvSpec, target: EnvSpec, source: str) -> None:
     """A trained team can act in ``target`` when it was trained on the same task, agents and state layout."""
-    same = (
-        _task_name(policy_spec) == _task_name(target)
-        and (policy_spec.n_agents, policy_spec.action_sizes, policy_spec.state_dim, policy_spec.agent_names)
-        == (target.n_agents, target.action_sizes, target.state_dim, target.agent_names)
-    )
+    same = _task_name(policy_spec) == _task_name(target) and (
+        policy_spec.n_agents,
+        policy_spec.action_sizes,
+        policy_spec.state_dim,
+        policy_spec.agent_names,
+    ) == (target.n_agents, target.action_sizes, target.state_dim, target.agent_names)
     if not same or policy_spec.obs_from_state is None:
         raise DatasetError(
             f"policy {source} was trained on {policy_spec.name} ({policy_spec.n_agents} agents, action sizes "
@@ -208,10 +209,16 @@ def reobserve(dataset: OfflineDataset, observation: str) -> OfflineDataset:
     spec, partition = task_layout(config)
     observer = StateObserver(spec)
     seen = lambda states: observer.observe(torch.from_numpy(states)).numpy()  # noqa: E731  [T, S] -> [T, N, O']
-    metadata = {**dataset.metadata, "env_spec": spec.to_dict(), "env_config": {"name": "mamujoco", "kwargs": kwargs},
-                "partition": partition, "reobserved_from": dataset.metadata["env_spec"]["name"]}
-    return dataclasses.replace(dataset, observations=seen(dataset.states), next_observations=seen(dataset.next_states),
-                               metadata=metadata)
+    metadata = {
+        **dataset.metadata,
+        "env_spec": spec.to_dict(),
+        "env_config": {"name": "mamujoco", "kwargs": kwargs},
+        "partition": partition,
+        "reobserved_from": dataset.metadata["env_spec"]["name"],
+    }
+    return dataclasses.replace(
+        dataset, observations=seen(dataset.states), next_observations=seen(dataset.next_states), metadata=metadata
+    )
 
 
 def make_mamujoco_dataset(
@@ -349,9 +356,7 @@ def _check_d4rl_ant_widths(path: Path) -> None:
         )
 
 
-def import_d4rl_ant(
-    path: str | os.PathLike[str], observation: str, contact_cost_weight: float = 0.0
-) -> OfflineDataset:
+def import_d4rl_ant(path: str | os.PathLike[str], observation: str, contact_cost_weight: float = 0.0) -> OfflineDataset:
     """A D4RL ``ant-*-v2`` file as a MaMuJoCo Ant 4x2 dataset under ``observation`` (``full`` or ``partial``).
 
     The contact forces (columns 27-110) are dropped; columns 0-26 are the Ant state of

@@ -134,7 +134,8 @@ class OfflineDataModule(pl.LightningDataModule):
         make_if_missing: dict[str, Any] | None = None,  # recipe for a missing file, e.g. {kind: icg, policy: neutral}
         # or {kind: mamujoco, policy: random, episodes: 1000} (see dataset_tool.make_dataset_from_recipe)
         dataset: str | None = None,  # instead of dataset_path: the name of one of `datasets`
-        datasets: dict[str, NamedDataset] | None = None,  # named datasets, e.g. {random: {path: ..., make_if_missing: ...}}
+        datasets: dict[str, NamedDataset]
+        | None = None,  # named datasets, e.g. {random: {path: ..., make_if_missing: ...}}
         batch_size: int = 256,  # transitions per training batch
         history_length: int | None = None,  # previous (obs, action) pairs given with each transition; None: the model's
         held_out_fraction: float = 0.1,  # share of transitions held out for held_out_batch()

@@ -76,8 +76,10 @@ class OnlineDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if num_envs < 1 or buffer_capacity < num_envs or (history_length or 0) < 0:
-            raise ValueError(f"OnlineDataModule: need num_envs >= 1, buffer_capacity >= num_envs and history_length "
-                             f">= 0; got {num_envs}, {buffer_capacity}, {history_length}")
+            raise ValueError(
+                f"OnlineDataModule: need num_envs >= 1, buffer_capacity >= num_envs and history_length "
+                f">= 0; got {num_envs}, {buffer_capacity}, {history_length}"
+            )
         self.env, self.num_envs, self.history_length, self.seed = env, num_envs, history_length, seed
         self.buffer_capacity = buffer_capacity
         self.env_spec = env_spec(env)
@@ -104,8 +106,12 @@ class OnlineDataModule(pl.LightningDataModule):
         # The device the model trains on (it may not be there yet: setup runs before the strategy moves it).
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         self.buffer.to(device)  # replay batches are gathered where the model reads them
-        self.runner = EnvRunner(make_vector_env(self.env, self.num_envs), self.history_length,
-                                seed=self.seed + rank * self.num_envs, device=device)
+        self.runner = EnvRunner(
+            make_vector_env(self.env, self.num_envs),
+            self.history_length,
+            seed=self.seed + rank * self.num_envs,
+            device=device,
+        )
         self._sample_generator.manual_seed(self.seed + 1_000 * rank + 1)
 
     def teardown(self, stage: str | None = None) -> None:
@@ -160,8 +166,11 @@ class OnlineDataModule(pl.LightningDataModule):
 
         Environments themselves are not saved: a resumed run starts fresh episodes (``is_first`` marks them).
         """
-        own = {"buffer": self.buffer.state_dict(), "env_steps": self.env_steps,
-               "sampler": self._sample_generator.get_state()}
+        own = {
+            "buffer": self.buffer.state_dict(),
+            "env_steps": self.env_steps,
+            "sampler": self._sample_generator.get_state(),
+        }
         if self._world_size > 1 and dist.is_available() and dist.is_initialized():
             gathered: list[dict[str, Any]] | None = [None] * self._world_size if self._rank == 0 else None
             dist.gather_object(own, gathered, dst=0)
@@ -171,8 +180,10 @@ class OnlineDataModule(pl.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         ranks = state_dict["ranks"]
         if self._world_size != len(ranks):
-            raise ValueError(f"checkpoint holds replay buffers of {len(ranks)} rank(s), this run has {self._world_size}: "
-                             "resume with the same --trainer.devices")
+            raise ValueError(
+                f"checkpoint holds replay buffers of {len(ranks)} rank(s), this run has {self._world_size}: "
+                "resume with the same --trainer.devices"
+            )
         own = ranks[self._rank]
         self.buffer.load_state_dict(own["buffer"])
         self.env_steps = int(own["env_steps"])

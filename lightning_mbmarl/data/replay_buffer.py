@@ -42,10 +42,17 @@ def _field_shapes(spec: EnvSpec) -> dict[str, tuple[tuple[int, ...], torch.dtype
     n, o, a, s = spec.n_agents, spec.obs_dim, spec.action_dim, spec.state_dim
     action = ((n,), torch.int64) if spec.discrete else ((n, a), torch.float32)
     return {
-        "obs": ((n, o), torch.float32), "state": ((s,), torch.float32), "avail": ((n, a), torch.bool),
-        "action": action, "reward": ((), torch.float32), "agent_rewards": ((n,), torch.float32),
-        "terminated": ((), torch.bool), "truncated": ((), torch.bool),
-        "next_obs": ((n, o), torch.float32), "next_state": ((s,), torch.float32), "next_avail": ((n, a), torch.bool),
+        "obs": ((n, o), torch.float32),
+        "state": ((s,), torch.float32),
+        "avail": ((n, a), torch.bool),
+        "action": action,
+        "reward": ((), torch.float32),
+        "agent_rewards": ((n,), torch.float32),
+        "terminated": ((), torch.bool),
+        "truncated": ((), torch.bool),
+        "next_obs": ((n, o), torch.float32),
+        "next_state": ((s,), torch.float32),
+        "next_avail": ((n, a), torch.bool),
         "is_first": ((), torch.bool),
     }
 
@@ -72,8 +79,10 @@ class ReplayBuffer:
     def storage(self) -> dict[str, torch.Tensor]:
         """``[capacity, num_envs, ...]`` tensors per field (allocated on first access)."""
         if self._storage is None:
-            self._storage = {key: torch.zeros((self.capacity, self.num_envs, *shape), dtype=dtype, device=self.device)
-                             for key, (shape, dtype) in _field_shapes(self.spec).items()}
+            self._storage = {
+                key: torch.zeros((self.capacity, self.num_envs, *shape), dtype=dtype, device=self.device)
+                for key, (shape, dtype) in _field_shapes(self.spec).items()
+            }
         return self._storage
 
     def to(self, device: torch.device | str) -> "ReplayBuffer":
@@ -91,7 +100,9 @@ class ReplayBuffer:
         for key, store in self.storage.items():
             value = getattr(record, key)
             if value.shape != store.shape[1:]:
-                raise ValueError(f"ReplayBuffer.add: {key} must have shape {tuple(store.shape[1:])}, got {tuple(value.shape)}")
+                raise ValueError(
+                    f"ReplayBuffer.add: {key} must have shape {tuple(store.shape[1:])}, got {tuple(value.shape)}"
+                )
             store[self.position] = value.to(store.device, store.dtype, non_blocking=True)
         self.position = (self.position + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
@@ -107,7 +118,9 @@ class ReplayBuffer:
         batch["timeout"] = batch["truncated"].float()
         return batch
 
-    def sample(self, batch_size: int, generator: torch.Generator | None = None, recent: int | None = None) -> dict[str, torch.Tensor]:
+    def sample(
+        self, batch_size: int, generator: torch.Generator | None = None, recent: int | None = None
+    ) -> dict[str, torch.Tensor]:
         """``batch_size`` random transitions; ``recent`` restricts them to the newest ``recent`` steps of each copy."""
         if self.size == 0:
             raise RuntimeError("ReplayBuffer.sample: the buffer is empty; collect environment steps first")
@@ -117,7 +130,9 @@ class ReplayBuffer:
         rows = self._rows(offsets).to(self.device)
         return self._finish({key: store[rows, envs] for key, store in self.storage.items()})
 
-    def sample_sequences(self, batch_size: int, length: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def sample_sequences(
+        self, batch_size: int, length: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """``batch_size`` windows of ``length`` consecutive steps of one copy each: tensors ``[B, L, ...]``."""
         if self.size < length:
             raise RuntimeError(f"ReplayBuffer.sample_sequences: {self.size} steps stored per copy, need >= {length}")
@@ -130,13 +145,18 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, Any]:
         """Only the filled rows, oldest first, on the CPU (a resumed buffer continues as if never saved)."""
         rows = self._rows(torch.arange(self.size)).to(self.device)
-        return {"storage": {k: v[rows].cpu() for k, v in self.storage.items()}, "capacity": self.capacity,
-                "num_envs": self.num_envs}
+        return {
+            "storage": {k: v[rows].cpu() for k, v in self.storage.items()},
+            "capacity": self.capacity,
+            "num_envs": self.num_envs,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["num_envs"] != self.num_envs:
-            raise ValueError(f"replay buffer saved with {state['num_envs']} environment copies, this run has "
-                             f"{self.num_envs}: resume with the same data.init_args.num_envs")
+            raise ValueError(
+                f"replay buffer saved with {state['num_envs']} environment copies, this run has "
+                f"{self.num_envs}: resume with the same data.init_args.num_envs"
+            )
         size = min(next(iter(state["storage"].values())).shape[0], self.capacity)
         for key, store in self.storage.items():
             store[:size] = state["storage"][key][-size:].to(store.device)
@@ -162,8 +182,10 @@ class TransitionStore:
         first = next(iter(transitions.values()))
         count = first.shape[0]
         if not self.storage:
-            self.storage = {k: torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype, device=v.device)
-                            for k, v in transitions.items()}
+            self.storage = {
+                k: torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype, device=v.device)
+                for k, v in transitions.items()
+            }
         elif next(iter(self.storage.values())).device != first.device:  # e.g. restored on the CPU, used on a GPU
             self.storage = {k: v.to(first.device) for k, v in self.storage.items()}
         for key, store in self.storage.items():
@@ -179,14 +201,21 @@ class TransitionStore:
         return {key: store[rows.to(store.device)] for key, store in self.storage.items()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"storage": {k: v[: self.size].cpu().clone() if self.size < self.capacity else v.cpu().clone()
-                            for k, v in self.storage.items()},
-                "position": self.position, "size": self.size}
+        return {
+            "storage": {
+                k: v[: self.size].cpu().clone() if self.size < self.capacity else v.cpu().clone()
+                for k, v in self.storage.items()
+            },
+            "position": self.position,
+            "size": self.size,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.size, self.position = int(state["size"]), int(state["position"])
         self.storage = {}
         if state["storage"]:
-            self.storage = {k: torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype) for k, v in state["storage"].items()}
+            self.storage = {
+                k: torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype) for k, v in state["storage"].items()
+            }
             for key, value in state["storage"].items():
                 self.storage[key][: value.shape[0]] = value

@@ -43,6 +43,7 @@ def _register_builtin() -> None:
     from lightning_mbmarl.envs.mamujoco import MaMuJoCoEnv
 
     register_env("mamujoco", MaMuJoCoEnv)
+
     # smax.py imports jax and jaxmarl (pip install -e ".[smax]", seconds to import): only when an SMAX env is built.
     def smax(**kwargs: Any) -> MultiAgentEnv:
         from lightning_mbmarl.envs.smax import SMAXEnv
@@ -55,6 +56,7 @@ def _register_builtin() -> None:
         return SMAXVectorEnv(num_envs, **kwargs)
 
     register_env("smax", smax, smax_vector)
+
     # flatland.py imports flatland-rl (the flatland extra plus flatland-rl itself, see its INSTALL_HINT) only when a
     # Flatland env is built; "flatland" starts from MABL's 5-agent task, "flatland_10" from its 10-agent task.
     def flatland(**kwargs: Any) -> MultiAgentEnv:

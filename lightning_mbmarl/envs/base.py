@@ -56,7 +56,9 @@ class EnvSpec:
                 f"have one entry per agent (n_agents={self.n_agents})"
             )
         if self.action_kind not in ("discrete", "continuous"):
-            raise ValueError(f"EnvSpec {self.name!r}: action_kind must be 'discrete' or 'continuous', got {self.action_kind!r}")
+            raise ValueError(
+                f"EnvSpec {self.name!r}: action_kind must be 'discrete' or 'continuous', got {self.action_kind!r}"
+            )
         if self.obs_from_state is not None:
             sizes = tuple(len(idx) for idx in self.obs_from_state)
             if sizes != self.obs_dims or any(not 0 <= j < self.state_dim for idx in self.obs_from_state for j in idx):
@@ -123,7 +125,9 @@ class EnvSpec:
             action_low=float(d.get("action_low", -1.0)),
             action_high=float(d.get("action_high", 1.0)),
             agent_names=tuple(d.get("agent_names", ())),
-            obs_from_state=None if d.get("obs_from_state") is None else tuple(tuple(int(j) for j in i) for i in d["obs_from_state"]),
+            obs_from_state=None
+            if d.get("obs_from_state") is None
+            else tuple(tuple(int(j) for j in i) for i in d["obs_from_state"]),
         )
 
 
@@ -219,8 +223,11 @@ class VectorMultiAgentEnv:
         return TeamObservation(*(np.stack(x) for x in zip(*parts)))
 
     def step(self, actions: np.ndarray) -> StepResult:
-        expected = (self.num_envs, self.spec.n_agents) if self.spec.discrete else (
-            self.num_envs, self.spec.n_agents, self.spec.action_dim)
+        expected = (
+            (self.num_envs, self.spec.n_agents)
+            if self.spec.discrete
+            else (self.num_envs, self.spec.n_agents, self.spec.action_dim)
+        )
         if tuple(actions.shape) != expected:
             raise ValueError(f"{self.spec.name}: actions must have shape {expected}, got {tuple(actions.shape)}")
         obs, state, avail, final_obs, final_state, final_avail = [], [], [], [], [], []

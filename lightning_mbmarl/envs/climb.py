@@ -83,8 +83,10 @@ def climb_reward(state: int, position: np.ndarray) -> np.ndarray:
 def nash_distance(actions_state1: np.ndarray, actions_state2: np.ndarray) -> float:
     """Largest Euclidean distance, over both states, between the joint action ``[2]`` taken there and the state's
     equilibrium (``eval/nash_distance``; 0 at the equilibrium). ``actions_state1`` is for state 0 (the paper's 1)."""
-    gaps = [np.linalg.norm(np.asarray(a, np.float64).reshape(2) - equilibrium(s))
-            for s, a in enumerate((actions_state1, actions_state2))]
+    gaps = [
+        np.linalg.norm(np.asarray(a, np.float64).reshape(2) - equilibrium(s))
+        for s, a in enumerate((actions_state1, actions_state2))
+    ]
     return float(max(gaps))
 
 

@@ -102,8 +102,10 @@ UNREACHABLE_DISTANCE = 1000.0  # distance counted where Flatland's is infinite (
 N_STATES = len(TrainState)
 OWN_FEATURES = N_STATES + 1  # TrainState one-hot, deadlock flag
 AGENT_STATE_FEATURES = 18
-ACTION_SETS = {"reduced": ("left branch", "right branch", "stop"),
-               "raw": ("nothing", "left", "forward", "right", "stop")}
+ACTION_SETS = {
+    "reduced": ("left branch", "right branch", "stop"),
+    "raw": ("nothing", "left", "forward", "right", "stop"),
+}
 NOTHING, LEFT, FORWARD, RIGHT, STOP = range(5)  # Flatland's RailEnvActions
 TEN_AGENTS = {"n_agents": 10, "cities": 4, "malfunction_rate": 1 / 150}  # MABL's PackOfAgents
 
@@ -113,8 +115,9 @@ def flatland2_episode_limit(width: int, height: int, n_agents: int, cities: int)
     return int(8 * (width + height + n_agents / cities))
 
 
-def check_settings(n_agents: int, width: int, height: int, cities: int, max_rails_between_cities: int,
-                   max_rail_pairs_in_city: int) -> None:
+def check_settings(
+    n_agents: int, width: int, height: int, cities: int, max_rails_between_cities: int, max_rail_pairs_in_city: int
+) -> None:
     """Raise ValueError, saying what would fit, where Flatland cannot build the network asked for.
 
     Flatland places cities of radius ``max_rail_pairs_in_city + 2`` on a grid of squares and quietly builds fewer
@@ -122,8 +125,10 @@ def check_settings(n_agents: int, width: int, height: int, cities: int, max_rail
     we ask for one per train.
     """
     if n_agents < 1 or max_rails_between_cities < 1 or max_rail_pairs_in_city < 1:
-        raise ValueError(f"flatland: n_agents, max_rails_between_cities and max_rail_pairs_in_city must be >= 1, "
-                         f"got {n_agents}, {max_rails_between_cities}, {max_rail_pairs_in_city}")
+        raise ValueError(
+            f"flatland: n_agents, max_rails_between_cities and max_rail_pairs_in_city must be >= 1, "
+            f"got {n_agents}, {max_rails_between_cities}, {max_rail_pairs_in_city}"
+        )
     if cities < 2:
         raise ValueError(f"flatland: trains run between cities, so cities must be >= 2, got {cities}")
     square = 2 * (max_rail_pairs_in_city + 3)
@@ -132,14 +137,16 @@ def check_settings(n_agents: int, width: int, height: int, cities: int, max_rail
         side = square * math.ceil(math.sqrt(cities)) + 2
         raise ValueError(
             f"flatland: a {width}x{height} grid holds at most {fit} cities with max_rail_pairs_in_city="
-            f"{max_rail_pairs_in_city}, got cities={cities}; use cities <= {fit} or a grid of at least {side}x{side}")
+            f"{max_rail_pairs_in_city}, got cities={cities}; use cities <= {fit} or a grid of at least {side}x{side}"
+        )
     tracks = 2 * max_rail_pairs_in_city * cities
     if n_agents > tracks:
         raise ValueError(
             f"flatland: {n_agents} trains need a station track each, but {cities} cities with max_rail_pairs_in_city="
             f"{max_rail_pairs_in_city} have at most {tracks}; use n_agents <= {tracks}, cities >= "
             f"{math.ceil(n_agents / (2 * max_rail_pairs_in_city))} or max_rail_pairs_in_city >= "
-            f"{math.ceil(n_agents / (2 * cities))}")
+            f"{math.ceil(n_agents / (2 * cities))}"
+        )
 
 
 class FlatlandEnv(MultiAgentEnv):
@@ -168,16 +175,27 @@ class FlatlandEnv(MultiAgentEnv):
         if not (malfunction_rate >= 0 and 1 <= malfunction_min_steps <= malfunction_max_steps):
             raise ValueError(
                 f"flatland: need malfunction_rate >= 0 and 1 <= malfunction_min_steps <= malfunction_max_steps, got "
-                f"{malfunction_rate}, {malfunction_min_steps}, {malfunction_max_steps}")
+                f"{malfunction_rate}, {malfunction_min_steps}, {malfunction_max_steps}"
+            )
         if tree_depth < 1 or predictor_depth < 0 or (episode_limit is not None and episode_limit < 1):
-            raise ValueError(f"flatland: need tree_depth >= 1, predictor_depth >= 0 and episode_limit >= 1 (or None), "
-                             f"got {tree_depth}, {predictor_depth}, {episode_limit}")
+            raise ValueError(
+                f"flatland: need tree_depth >= 1, predictor_depth >= 0 and episode_limit >= 1 (or None), "
+                f"got {tree_depth}, {predictor_depth}, {episode_limit}"
+            )
         limit = episode_limit or flatland2_episode_limit(width, height, n_agents, cities)
-        self.settings = dict(n_agents=n_agents, width=width, height=height, cities=cities,
-                             max_rails_between_cities=max_rails_between_cities,
-                             max_rail_pairs_in_city=max_rail_pairs_in_city, malfunction_rate=malfunction_rate,
-                             malfunction_min_steps=malfunction_min_steps, malfunction_max_steps=malfunction_max_steps,
-                             tree_depth=tree_depth, predictor_depth=predictor_depth)
+        self.settings = dict(
+            n_agents=n_agents,
+            width=width,
+            height=height,
+            cities=cities,
+            max_rails_between_cities=max_rails_between_cities,
+            max_rail_pairs_in_city=max_rail_pairs_in_city,
+            malfunction_rate=malfunction_rate,
+            malfunction_min_steps=malfunction_min_steps,
+            malfunction_max_steps=malfunction_max_steps,
+            tree_depth=tree_depth,
+            predictor_depth=predictor_depth,
+        )
         self.raw_actions = action_set == "raw"
         self.spec = EnvSpec(
             name="flatland",
@@ -198,21 +216,28 @@ class FlatlandEnv(MultiAgentEnv):
         o, limit = self.settings, self.spec.episode_limit
 
         def timetable(agents: list, *_: Any) -> Timetable:  # Flatland 2's: depart from step 0, arrive by the cap
-            return Timetable(earliest_departures=[[0, None] for _ in agents],
-                             latest_arrivals=[[None, limit] for _ in agents], max_episode_steps=limit)
+            return Timetable(
+                earliest_departures=[[0, None] for _ in agents],
+                latest_arrivals=[[None, limit] for _ in agents],
+                max_episode_steps=limit,
+            )
 
         predictor = ShortestPathPredictorForRailEnv(o["predictor_depth"]) if o["predictor_depth"] else None
         return RailEnv(
             width=o["width"],
             height=o["height"],
             rail_generator=sparse_rail_generator(
-                max_num_cities=o["cities"], grid_mode=False, max_rails_between_cities=o["max_rails_between_cities"],
-                max_rail_pairs_in_city=o["max_rail_pairs_in_city"]),
+                max_num_cities=o["cities"],
+                grid_mode=False,
+                max_rails_between_cities=o["max_rails_between_cities"],
+                max_rail_pairs_in_city=o["max_rail_pairs_in_city"],
+            ),
             line_generator=sparse_line_generator(),
             number_of_agents=o["n_agents"],
             obs_builder_object=TreeObsForRailEnv(max_depth=o["tree_depth"], predictor=predictor),
-            malfunction_generator=ParamMalfunctionGen(MalfunctionParameters(
-                o["malfunction_rate"], o["malfunction_min_steps"], o["malfunction_max_steps"])),
+            malfunction_generator=ParamMalfunctionGen(
+                MalfunctionParameters(o["malfunction_rate"], o["malfunction_min_steps"], o["malfunction_max_steps"])
+            ),
             remove_agents_at_target=True,
             random_seed=seed,
             timetable_generator=timetable,
@@ -250,14 +275,20 @@ class FlatlandEnv(MultiAgentEnv):
         arrived = np.array([agent.state == TrainState.DONE for agent in self._env.agents])
         deadlocked = self._deadlocked | find_deadlocks(*self._cells(), self._trans)
         distance = self._distances()
-        agent_rewards = (ARRIVAL_REWARD * (arrived & ~self._arrived) + DISTANCE_COEF * (self._distance - distance)
-                         + DEADLOCK_PENALTY * (deadlocked & ~self._deadlocked)).astype(np.float32)
+        agent_rewards = (
+            ARRIVAL_REWARD * (arrived & ~self._arrived)
+            + DISTANCE_COEF * (self._distance - distance)
+            + DEADLOCK_PENALTY * (deadlocked & ~self._deadlocked)
+        ).astype(np.float32)
         self._arrived, self._deadlocked, self._distance = arrived, deadlocked, distance
         terminated = bool((arrived | deadlocked).all())
         truncated = self._t >= self.spec.episode_limit and not terminated
         self._running = not (terminated or truncated)
-        info = {"arrived": float(arrived.mean()), "deadlocked": float(deadlocked.mean()),
-                "flatland_score": np.nan if self._running else self._score(ended_by_flatland=dones["__all__"])}
+        info = {
+            "arrived": float(arrived.mean()),
+            "deadlocked": float(deadlocked.mean()),
+            "flatland_score": np.nan if self._running else self._score(ended_by_flatland=dones["__all__"]),
+        }
         return *self._observe(tree), float(agent_rewards.mean()), agent_rewards, terminated, truncated, info
 
     def _score(self, ended_by_flatland: bool) -> float:
@@ -356,14 +387,19 @@ class FlatlandEnv(MultiAgentEnv):
                 obs[i, :-OWN_FEATURES] = tree_features(tree[i], o["tree_depth"], scale, n, malfunction_scale)
                 obs[i, -OWN_FEATURES:] = np.append(status, self._deadlocked[i])
             (row, col), heading = self._configuration(agent) or agent.target_configuration
-            state[i] = np.concatenate([
-                [row / (o["height"] - 1), col / (o["width"] - 1)],
-                np.eye(4)[int(heading)],
-                [self._targets[i][0] / (o["height"] - 1), self._targets[i][1] / (o["width"] - 1)],
-                status,
-                [min(agent.malfunction_handler.malfunction_down_counter / malfunction_scale, 1.0),
-                 min(self._distance[i] / scale, 1.0), self._deadlocked[i]],
-            ])
+            state[i] = np.concatenate(
+                [
+                    [row / (o["height"] - 1), col / (o["width"] - 1)],
+                    np.eye(4)[int(heading)],
+                    [self._targets[i][0] / (o["height"] - 1), self._targets[i][1] / (o["width"] - 1)],
+                    status,
+                    [
+                        min(agent.malfunction_handler.malfunction_down_counter / malfunction_scale, 1.0),
+                        min(self._distance[i] / scale, 1.0),
+                        self._deadlocked[i],
+                    ],
+                ]
+            )
         state = np.append(state.reshape(-1), self._t / self.spec.episode_limit).astype(np.float32)
         return obs, state, self._availability()
 

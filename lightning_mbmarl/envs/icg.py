@@ -80,7 +80,9 @@ class IteratedCoordinationGame(MultiAgentEnv):
         self._previous = None
         return self._observe()
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, bool, bool, dict[str, Any]]:
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, bool, bool, dict[str, Any]]:
         actions = np.asarray(actions).reshape(-1)
         if actions.shape != (2,) or not np.isin(actions, (LEFT, RIGHT)).all():
             raise ValueError(f"icg: actions must be two integers in {{0 (left), 1 (right)}}, got {actions!r}")

@@ -154,7 +154,9 @@ class MaMuJoCoEnv(MultiAgentEnv):
             return ANT_STATE_DIM, ant_observation(self.observation, joints), dict(ANT_STATE_FIELDS)
         if self.scenario == "Reacher":
             if raw_dim != REACHER_STATE_DIM:
-                raise ValueError(f"mamujoco Reacher: expected the 10-number Reacher-v5 observation, got {raw_dim} numbers")
+                raise ValueError(
+                    f"mamujoco Reacher: expected the 10-number Reacher-v5 observation, got {raw_dim} numbers"
+                )
             joints = _agent_joints(parts, nq, 0)
             return REACHER_STATE_DIM, reacher_observation(self.observation, joints), dict(REACHER_STATE_FIELDS)
         fields = structure_fields(structure) if structure is not None else {"observation": (0, raw_dim)}
@@ -203,7 +205,16 @@ class MaMuJoCoEnv(MultiAgentEnv):
         info = {key: float(value) for key, value in task_info.items() if np.ndim(value) == 0}
         reward = float(reward)
         truncated = bool(truncated) or self._t >= self.spec.episode_limit
-        return obs, state, avail, reward, np.full(self.spec.n_agents, reward, np.float32), bool(terminated), truncated, info
+        return (
+            obs,
+            state,
+            avail,
+            reward,
+            np.full(self.spec.n_agents, reward, np.float32),
+            bool(terminated),
+            truncated,
+            info,
+        )
 
     def partition(self) -> dict[str, Any]:
         """JSON-ready record of who controls and observes what, for dataset metadata:

@@ -114,7 +114,9 @@ def reacher_observation(observation: str, agent_joints: Sequence[Sequence[int]])
     Under PO nobody sees the fingertip-to-target vector.
     """
     if sorted(len(j) for j in agent_joints) != [1, 1]:
-        raise ValueError(f"Reacher observations need two agents with one joint each (agent_conf '2x1'), got {agent_joints}")
+        raise ValueError(
+            f"Reacher observations need two agents with one joint each (agent_conf '2x1'), got {agent_joints}"
+        )
     joint = [j[0] for j in agent_joints]
 
     def joint_indices(js: Sequence[int]) -> list[int]:
@@ -138,7 +140,9 @@ def reacher_elbow_angle(state: np.ndarray) -> float | np.ndarray:
     """
     state = np.asarray(state)
     if state.shape[-1] != REACHER_STATE_DIM:
-        raise ValueError(f"reacher_elbow_angle: states must end in {REACHER_STATE_DIM} numbers, got shape {state.shape}")
+        raise ValueError(
+            f"reacher_elbow_angle: states must end in {REACHER_STATE_DIM} numbers, got shape {state.shape}"
+        )
     angle = np.arctan2(state[..., REACHER_SIN[1]], state[..., REACHER_COS[1]])
     return float(angle) if angle.ndim == 0 else angle
 

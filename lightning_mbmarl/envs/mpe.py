@@ -49,7 +49,7 @@ def _parallel_env(name: str, **kwargs: Any) -> Any:
         module = importlib.import_module(f"mpe2.{MPE_SCENARIOS[name]}")
     except ModuleNotFoundError as err:
         raise ImportError(
-            f"environment {name!r} needs the mpe2 package: install it with `pip install -e \".[mpe]\"`"
+            f'environment {name!r} needs the mpe2 package: install it with `pip install -e ".[mpe]"`'
         ) from err
     return module.parallel_env(**kwargs)
 

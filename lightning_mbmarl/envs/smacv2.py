@@ -59,8 +59,12 @@ GENERATED_MAP_OPTIONS: dict[str, Any] = {"obs_own_pos": True, "use_unit_ranges":
 def capability_config(race: str, n_units: int, n_enemies: int) -> dict[str, Any]:
     """smacv2's ``capability_config`` for a generated map: the race's unit mix and surround-or-reflect starts."""
     units, weights, exceptions = RACE_TEAMS[race]
-    team_gen: dict[str, Any] = {"dist_type": "weighted_teams", "unit_types": list(units), "weights": list(weights),
-                                "observe": True}
+    team_gen: dict[str, Any] = {
+        "dist_type": "weighted_teams",
+        "unit_types": list(units),
+        "weights": list(weights),
+        "observe": True,
+    }
     if exceptions:
         team_gen["exception_unit_types"] = list(exceptions)
     return {
@@ -135,13 +139,17 @@ class SMACv2Env(MultiAgentEnv):
         """``capability_config`` (and smacv2's options) for a generated map; fixed teams for the others."""
         if not map_name.startswith(GENERATED_MAP_PREFIX):
             if race is not None or n_units is not None or n_enemies is not None:
-                raise ValueError(f"smacv2: race / n_units / n_enemies apply to generated maps (10gen_<race>), "
-                                 f"not to {map_name!r}, whose teams are fixed")
+                raise ValueError(
+                    f"smacv2: race / n_units / n_enemies apply to generated maps (10gen_<race>), "
+                    f"not to {map_name!r}, whose teams are fixed"
+                )
             return {"capability_config": {}}
-        map_race = map_name[len(GENERATED_MAP_PREFIX):]
+        map_race = map_name[len(GENERATED_MAP_PREFIX) :]
         if map_race not in RACE_TEAMS or (race is not None and race != map_race):
-            raise ValueError(f"smacv2: generated maps are {[GENERATED_MAP_PREFIX + r for r in RACE_TEAMS]}; "
-                             f"got map {map_name!r} with race {race!r}")
+            raise ValueError(
+                f"smacv2: generated maps are {[GENERATED_MAP_PREFIX + r for r in RACE_TEAMS]}; "
+                f"got map {map_name!r} with race {race!r}"
+            )
         n_units = 5 if n_units is None else n_units
         n_enemies = n_units if n_enemies is None else n_enemies
         if not 1 <= n_units <= n_enemies:
@@ -169,8 +177,10 @@ class SMACv2Env(MultiAgentEnv):
             raise ValueError(f"{self.spec.name}: actions must be {self.spec.n_agents} integers, got {actions!r}")
         in_range = (actions >= 0) & (actions < self.spec.action_dim)
         if not (in_range & self._avail[np.arange(self.spec.n_agents), np.where(in_range, actions, 0)]).all():
-            raise ValueError(f"{self.spec.name}: actions {actions.tolist()} include unavailable ones; pick actions "
-                             "where the availability mask is True (a dead agent may only take no-op, action 0)")
+            raise ValueError(
+                f"{self.spec.name}: actions {actions.tolist()} include unavailable ones; pick actions "
+                "where the availability mask is True (a dead agent may only take no-op, action 0)"
+            )
         reward, ended, info = self._env.step([int(a) for a in actions])
         truncated = bool(ended and info.get("episode_limit", False))
         terminated = bool(ended) and not truncated

@@ -66,8 +66,9 @@ class AgentMLP(nn.Module):
         if shared:  # the agent one-hot is one more hot column
             ids = torch.arange(self.in_features, self.in_features + self.n_agents, device=hot.device)
             hot = torch.cat([hot, ids.view(-1, 1).expand(*lead, -1, 1)], dim=-1)
-        y = OneHotInputMLP(self.net.net)(split_agents(dense, self.n_agents, shared),
-                                          split_agents(hot, self.n_agents, shared))
+        y = OneHotInputMLP(self.net.net)(
+            split_agents(dense, self.n_agents, shared), split_agents(hot, self.n_agents, shared)
+        )
         return merge_agents(y, lead, self.n_agents, shared)
 
 

@@ -120,7 +120,8 @@ class MAIQLAgents(nn.Module):
         super().__init__()
         self.spec = spec
         self.actor: CategoricalPolicy | TanhGaussianPolicy = (
-            CategoricalPolicy(spec, spec.obs_dim, config.hidden) if spec.discrete
+            CategoricalPolicy(spec, spec.obs_dim, config.hidden)
+            if spec.discrete
             else TanhGaussianPolicy(spec, spec.obs_dim, config.hidden)
         )
         self.critic = MixedValue(spec, config.hidden, with_actions=True)

@@ -88,8 +88,14 @@ class AttentionCritic(nn.Module):
 class LatentActorCritic(nn.Module):
     """Policy and critic on latent features (see the module docstring); duck-types what ``ppo_loss`` reads."""
 
-    def __init__(self, spec: EnvSpec, layout: LatentLayout, config: MAPPOConfig, critic: AttentionCriticConfig,
-                 policy_layout: LatentLayout | None = None) -> None:
+    def __init__(
+        self,
+        spec: EnvSpec,
+        layout: LatentLayout,
+        config: MAPPOConfig,
+        critic: AttentionCriticConfig,
+        policy_layout: LatentLayout | None = None,
+    ) -> None:
         super().__init__()
         if not spec.discrete:
             raise ValueError(f"LatentActorCritic: {spec.name!r} has continuous actions; MAMBA's policy is categorical")
@@ -168,9 +174,17 @@ def imagined_ppo_batch(
     deter, hot = actor_critic.layout.split(features[:-1])
     rewards = rollout["rewards"].float().mean(dim=-1)  # [H, B]
     continues = (rollout["discounts"].float().mean(dim=-1) > 0.5).float()
-    advantages, returns = timeout_gae(rewards, values[:-1], values[1:], continues, torch.ones_like(continues),
-                                      gamma, gae_lambda)
+    advantages, returns = timeout_gae(
+        rewards, values[:-1], values[1:], continues, torch.ones_like(continues), gamma, gae_lambda
+    )
     alive = torch.cat([torch.ones_like(continues[:1]), continues[:-1]]).cumprod(dim=0).bool()  # [H, B]
-    batch = {"deter": deter.float(), "hot": hot, "avail": rollout["avail"], "action": rollout["actions"],
-             "old_log_prob": rollout["log_probs"].float(), "advantage": advantages, "return": returns}
+    batch = {
+        "deter": deter.float(),
+        "hot": hot,
+        "avail": rollout["avail"],
+        "action": rollout["actions"],
+        "old_log_prob": rollout["log_probs"].float(),
+        "advantage": advantages,
+        "return": returns,
+    }
     return {key: value[alive] for key, value in batch.items()}

@@ -87,9 +87,11 @@ class MADDPGAgents(nn.Module):
         if not self.opponent_conditioning:
             return actor(obs).float()
         if opponent_action_features is None:
-            raise ValueError("MADDPGAgents: the actors are conditioned on opponent actions, so "
-                             "opponent_action_features [..., N, (N-1)*A] is required (AORPO predicts them with its "
-                             "opponent models)")
+            raise ValueError(
+                "MADDPGAgents: the actors are conditioned on opponent actions, so "
+                "opponent_action_features [..., N, (N-1)*A] is required (AORPO predicts them with its "
+                "opponent models)"
+            )
         return actor(torch.cat([obs, opponent_action_features.to(obs.dtype)], dim=-1)).float()
 
     def allowed(self, avail: torch.Tensor | None) -> torch.Tensor:

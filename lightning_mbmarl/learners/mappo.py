@@ -194,8 +194,6 @@ def ppo_loss(
     }
 
 
-def update_entropy_alpha(
-    alpha: torch.Tensor | float, entropy: torch.Tensor, target: float, lr: float
-) -> torch.Tensor:
+def update_entropy_alpha(alpha: torch.Tensor | float, entropy: torch.Tensor, target: float, lr: float) -> torch.Tensor:
     """A.1 entropy-bonus coefficient step ``alpha + lr * (target - entropy)``, clamped at 0 (``[N]`` or scalar)."""
     return (torch.as_tensor(alpha, dtype=torch.float32) + lr * (target - entropy.detach().float())).clamp_min(0.0)

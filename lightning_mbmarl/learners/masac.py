@@ -118,15 +118,14 @@ class MASACAgents(nn.Module):
     moves by :func:`soft_update`.
     """
 
-    def __init__(
-        self, spec: EnvSpec, state_dim: int, config: MASACConfig, opponent_conditioning: bool = False
-    ) -> None:
+    def __init__(self, spec: EnvSpec, state_dim: int, config: MASACConfig, opponent_conditioning: bool = False) -> None:
         super().__init__()
         self.spec, self.config, self.opponent_conditioning = spec, config, opponent_conditioning
         n, a = spec.n_agents, spec.action_dim
         actor_in = spec.obs_dim + ((n - 1) * a if opponent_conditioning else 0)
         self.actor: CategoricalPolicy | TanhGaussianPolicy = (
-            CategoricalPolicy(spec, actor_in, config.hidden) if spec.discrete
+            CategoricalPolicy(spec, actor_in, config.hidden)
+            if spec.discrete
             else TanhGaussianPolicy(spec, actor_in, config.hidden)
         )
         # Discrete: Q_i(s, a_{-i}, ·) [A]; continuous: Q_i(s, a) [1] (module docstring).
@@ -143,8 +142,10 @@ class MASACAgents(nn.Module):
         if not self.opponent_conditioning:
             return self.actor(obs, avail)
         if opponent_action_features is None:
-            raise ValueError("MASACAgents: the actors are conditioned on opponent actions, so opponent_action_features "
-                             "[..., N, (N-1)*A] is required (AORPO predicts them with its opponent models)")
+            raise ValueError(
+                "MASACAgents: the actors are conditioned on opponent actions, so opponent_action_features "
+                "[..., N, (N-1)*A] is required (AORPO predicts them with its opponent models)"
+            )
         return self.actor(torch.cat([obs, opponent_action_features.to(obs.dtype)], dim=-1), avail)
 
     @torch.no_grad()
@@ -266,8 +267,12 @@ def actor_loss(agents: MASACAgents, batch: Mapping[str, torch.Tensor], config: M
         q_mean = q.mean()
     weights = batch.get("agent_weights")
     agent_entropy = agent_batch_mean(entropy.detach(), weights)
-    return {"loss": agent_batch_mean(per_agent, weights).sum(), "agent_entropy": agent_entropy, "entropy": agent_entropy.mean(),
-            "q": q_mean.detach()}
+    return {
+        "loss": agent_batch_mean(per_agent, weights).sum(),
+        "agent_entropy": agent_entropy,
+        "entropy": agent_entropy.mean(),
+        "q": q_mean.detach(),
+    }
 
 
 def alpha_loss(agents: MASACAgents, agent_entropy: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -43,8 +43,13 @@ class MinibatchQueue:
         return {k: v[index] for k, v in self.data.items()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"data": self.data, "minibatch_size": self.minibatch_size, "total": self.total,
-                "position": self.position, "order": self.order}
+        return {
+            "data": self.data,
+            "minibatch_size": self.minibatch_size,
+            "total": self.total,
+            "position": self.position,
+            "order": self.order,
+        }
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], device: torch.device | str = "cpu") -> "MinibatchQueue":

@@ -16,6 +16,7 @@ from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.agent_nets import AgentMLP
 from lightning_mbmarl.nn.distributions import MaskedCategorical, PaddedGaussian
 
+
 class CategoricalPolicy(nn.Module):
     """Per-agent logits ``[..., N, F] -> MaskedCategorical`` over ``spec.action_dim`` padded choices."""
 

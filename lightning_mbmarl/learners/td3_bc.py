@@ -138,8 +138,9 @@ def td_target(
     """Per-agent targets ``[B, N]``: ``r + gamma (1 - terminal) min_k Q'_i^k(o'_i, smoothed mu'_i(o'_i))``."""
     spec = agents.spec
     next_action = agents.target_actor(agents.normalize(batch["next_obs"]))
-    next_action = smoothed_target_actions(next_action, config, spec.action_low, spec.action_high, agents.action_mask,
-                                          generator)
+    next_action = smoothed_target_actions(
+        next_action, config, spec.action_low, spec.action_high, agents.action_mask, generator
+    )
     q_next = agents.q_values(agents.target_critic, batch["next_obs"], next_action).min(dim=0).values
     continues = (1.0 - batch["terminal"].float()).unsqueeze(-1)
     return batch["reward"].float().unsqueeze(-1) + config.gamma * continues * q_next

@@ -14,9 +14,7 @@ from torch import nn
 class AgentAttention(nn.Module):
     """A stack of transformer encoder layers over agents: ``[..., N, width] -> [..., N, width]``."""
 
-    def __init__(
-        self, n_agents: int, width: int, layers: int, heads: int, feedforward: int, dropout: float
-    ) -> None:
+    def __init__(self, n_agents: int, width: int, layers: int, heads: int, feedforward: int, dropout: float) -> None:
         super().__init__()
         if width % heads:
             raise ValueError(f"AgentAttention: width {width} must be divisible by the number of heads {heads}")

@@ -54,8 +54,9 @@ class BatchedLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
     def extra_repr(self) -> str:
-        return (f"groups={self.groups}, in_features={self.in_features}, out_features={self.out_features}"
-                + (", float32_output=True" if self.float32_output else ""))
+        return f"groups={self.groups}, in_features={self.in_features}, out_features={self.out_features}" + (
+            ", float32_output=True" if self.float32_output else ""
+        )
 
 
 class BatchedMLP(nn.Module):

@@ -83,7 +83,9 @@ class LatentLayout:
         """``features [..., D + C*K]`` whose last ``C*K`` columns are one-hot blocks -> ``(dense [..., D], hot int64
         [..., C])``."""
         if features.shape[-1] != self.width:
-            raise ValueError(f"LatentLayout.split: expected features [..., {self.width}] (deter {self.deter} + "
-                             f"{self.categoricals} x {self.classes} one-hot), got {tuple(features.shape)}")
+            raise ValueError(
+                f"LatentLayout.split: expected features [..., {self.width}] (deter {self.deter} + "
+                f"{self.categoricals} x {self.classes} one-hot), got {tuple(features.shape)}"
+            )
         blocks = features[..., self.deter :].unflatten(-1, (self.categoricals, self.classes))
         return features[..., : self.deter], self.hot_columns(blocks.argmax(dim=-1))

@@ -57,12 +57,23 @@ def ensemble_rollouts(
         step = model_env.step(state, features)
         reward = step.penalized_reward(reward_uncertainty_coef, uncertainty_coef)
         timeout = step.exceeded if j < horizon - 1 else torch.ones_like(step.exceeded)
-        steps.append({
-            "state": state, "obs": obs, "avail": avail, **history,
-            "action": actions, "old_log_prob": log_prob, "reward": reward, "model_reward": step.reward,
-            "terminal": step.terminal, "timeout": timeout, "alive": alive,
-            "uncertainty": step.uncertainty, "reward_uncertainty": step.reward_uncertainty,
-        })
+        steps.append(
+            {
+                "state": state,
+                "obs": obs,
+                "avail": avail,
+                **history,
+                "action": actions,
+                "old_log_prob": log_prob,
+                "reward": reward,
+                "model_reward": step.reward,
+                "terminal": step.terminal,
+                "timeout": timeout,
+                "alive": alive,
+                "uncertainty": step.uncertainty,
+                "reward_uncertainty": step.reward_uncertainty,
+            }
+        )
         history = dict(zip(HISTORY_KEYS, push_history(*(history[k] for k in HISTORY_KEYS), obs, features)))
         alive = alive & ~timeout & ~step.terminal
         state = step.next_state
@@ -98,4 +109,3 @@ def ensemble_rollouts(
         "penalized_reward": float((stacked["reward"] * kept).sum() / n),
     }
     return transitions, stats
-

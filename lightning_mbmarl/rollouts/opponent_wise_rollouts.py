@@ -73,14 +73,22 @@ def opponent_wise_rollouts(
         joint = torch.where(use_model[:, None, :, None], egos_predictions, real)
         communications += int(((~use_model & ~eye).sum(1) * alive.sum(1)).sum())
         next_state, reward, terminal = dynamics.step(state, joint.flatten(-2))
-        steps.append({
-            "state": state, "obs": obs, "avail": avail, "action_features": joint,
-            "agent_rewards": reward.unsqueeze(-1).expand(n, B, n), "terminal": terminal.float(),
-            "next_state": next_state, "next_obs": observer.observe(next_state),
-            "next_avail": observer.available(next_state),
-            "opponent_action_features": conditioning.view(n, B, n, -1),
-            "ego": egos.unsqueeze(1).expand(n, B), "alive": alive,
-        })
+        steps.append(
+            {
+                "state": state,
+                "obs": obs,
+                "avail": avail,
+                "action_features": joint,
+                "agent_rewards": reward.unsqueeze(-1).expand(n, B, n),
+                "terminal": terminal.float(),
+                "next_state": next_state,
+                "next_obs": observer.observe(next_state),
+                "next_avail": observer.available(next_state),
+                "opponent_action_features": conditioning.view(n, B, n, -1),
+                "ego": egos.unsqueeze(1).expand(n, B),
+                "alive": alive,
+            }
+        )
         alive = alive & ~terminal
         state = next_state
     stacked = {k: torch.stack([s[k] for s in steps]) for k in steps[0]}  # [k, N_ego, B, ...]

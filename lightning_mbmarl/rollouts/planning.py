@@ -52,11 +52,14 @@ class PlanningConfig:
 
     def __post_init__(self) -> None:
         if self.horizon < 1 or self.candidates < 1:
-            raise ValueError(f"PlanningConfig: horizon and candidates must be >= 1, got {self.horizon} and "
-                             f"{self.candidates}")
+            raise ValueError(
+                f"PlanningConfig: horizon and candidates must be >= 1, got {self.horizon} and {self.candidates}"
+            )
         if self.lookahead_dtype not in LOOKAHEAD_DTYPES:
-            raise ValueError(f"PlanningConfig: lookahead_dtype must be one of {sorted(LOOKAHEAD_DTYPES)}, got "
-                             f"{self.lookahead_dtype!r}")
+            raise ValueError(
+                f"PlanningConfig: lookahead_dtype must be one of {sorted(LOOKAHEAD_DTYPES)}, got "
+                f"{self.lookahead_dtype!r}"
+            )
 
 
 LOOKAHEAD_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -198,8 +201,9 @@ class PlanningToPredict:
         if self.config.within_rollout:
             horizon = max(1, min(horizon, self.rollout_length - self.steps_taken))
         self.steps_taken += 1
-        plan = plan_prediction(self.model, self.predictor, self.policy, state, actions, horizon,
-                               self.config.candidates, self.look)
+        plan = plan_prediction(
+            self.model, self.predictor, self.policy, state, actions, horizon, self.config.candidates, self.look
+        )
         return plan.next_state
 
     def __getattr__(self, name: str) -> Any:

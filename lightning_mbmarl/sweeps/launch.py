@@ -66,9 +66,11 @@ def check_sweep(config_dir: Path, config_name: str, overrides: list[str]) -> lis
             if base.hydra.sweeper._target_.endswith(".BasicSweeper"):
                 jobs = grid_jobs(params, list(overrides))
                 if not (params or swept) or not jobs:
-                    raise SweepError(f"{config_name}: the grid is empty: name at least one key with values under "
-                                     "hydra.sweeper.params in the sweep file (e.g. point.seed: range(3)) or on the "
-                                     "command line (point.seed=0,1,2)")
+                    raise SweepError(
+                        f"{config_name}: the grid is empty: name at least one key with values under "
+                        "hydra.sweeper.params in the sweep file (e.g. point.seed: range(3)) or on the "
+                        "command line (point.seed=0,1,2)"
+                    )
             else:  # a search: its points are not known in advance; the base point and the searched keys are
                 jobs = [fixed]
                 _check_search(base, params)
@@ -94,14 +96,18 @@ def _check_search(base: DictConfig, params: dict[str, str]) -> None:
     """A search needs an objective among the recorded metrics, and every searched key in the sweep file."""
     objective = base.sweep.get("objective")
     if not objective or objective not in base.sweep.metrics:
-        raise SweepError(f"a search maximises or minimises sweep.objective, a metric of sweep.metrics "
-                         f"{list(base.sweep.metrics)}; it is {objective!r}")
+        raise SweepError(
+            f"a search maximises or minimises sweep.objective, a metric of sweep.metrics "
+            f"{list(base.sweep.metrics)}; it is {objective!r}"
+        )
     if not params:
         raise SweepError("the search space is empty: name keys and ranges under hydra.sweeper.params")
     for key in params:
         if OmegaConf.select(base, key, default=_ABSENT) is _ABSENT:
-            raise SweepError(f"searched key {key} is not in the sweep file: give it a default there (Optuna's sweeper "
-                             "sets keys, it cannot add them)")
+            raise SweepError(
+                f"searched key {key} is not in the sweep file: give it a default there (Optuna's sweeper "
+                "sets keys, it cannot add them)"
+            )
 
 
 _ABSENT = object()
@@ -130,8 +136,15 @@ def run_point(config: DictConfig) -> dict[str, Any] | float:
     ``sweep.objective``) the objective's final value."""
     settings = config.sweep
     point = make_point(OmegaConf.to_container(config.point, resolve=True), list(HydraConfig.get().overrides.task))
-    run = PointRun(point, settings.output_dir, settings.name, settings.results, list(settings.metrics),
-                   settings.threads, {key: str(value) for key, value in settings.env.items()})
+    run = PointRun(
+        point,
+        settings.output_dir,
+        settings.name,
+        settings.results,
+        list(settings.metrics),
+        settings.threads,
+        {key: str(value) for key, value in settings.env.items()},
+    )
     row = run.run(rank=int(os.environ.get("SLURM_PROCID", "0")))
     return float(row[settings.objective]) if settings.objective and row else row
 
@@ -140,10 +153,12 @@ def main(words: list[str]) -> int:
     """The ``sweep`` command; the exit status (2: the sweep could not start)."""
     args = get_args_parser().parse_args(words)
     if args.help or not args.config_name:
-        print(f"usage: {PROG} --config-name SWEEP [--config-path DIR] [hydra overrides ...]\n\n"
-              f"SWEEP is a file of {DEFAULT_CONFIG_PATH}/ (DIR: another folder). Overrides set or sweep any key "
-              "(point.seed=0,1,2; +point.args.trainer.max_steps=100) and choose the launcher (hydra/launcher="
-              "joblib hydra.launcher.n_jobs=2; hydra/launcher=submitit_slurm); see the README's Sweeps section.")
+        print(
+            f"usage: {PROG} --config-name SWEEP [--config-path DIR] [hydra overrides ...]\n\n"
+            f"SWEEP is a file of {DEFAULT_CONFIG_PATH}/ (DIR: another folder). Overrides set or sweep any key "
+            "(point.seed=0,1,2; +point.args.trainer.max_steps=100) and choose the launcher (hydra/launcher="
+            "joblib hydra.launcher.n_jobs=2; hydra/launcher=submitit_slurm); see the README's Sweeps section."
+        )
         return 0 if args.help else 2
     register()
     config_dir = Path(args.config_path or DEFAULT_CONFIG_PATH).resolve()

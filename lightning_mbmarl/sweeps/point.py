@@ -86,16 +86,28 @@ def grid_values(variables: Mapping[str, Any], job_overrides: list[str]) -> tuple
 
 def make_point(point_config: Mapping[str, Any], job_overrides: list[str]) -> Point:
     """The :class:`Point` of a composed sweep config's ``point`` section and the job's Hydra overrides."""
-    return Point(config=str(point_config["config"]), seed=int(point_config["seed"]),
-                 options=tuple(flatten_options(point_config.get("args") or {})),
-                 grid=grid_values(point_config.get("vars") or {}, job_overrides))
+    return Point(
+        config=str(point_config["config"]),
+        seed=int(point_config["seed"]),
+        options=tuple(flatten_options(point_config.get("args") or {})),
+        grid=grid_values(point_config.get("vars") or {}, job_overrides),
+    )
 
 
 def fit_command(point: Point, run_dir: Path, resume: bool) -> list[str]:
     """The point's command line: ``fit`` in its own run folder, resuming from ``last.ckpt`` when asked."""
-    command = [sys.executable, "-m", "lightning_mbmarl", "fit", "--config", point.config,
-               f"--seed_everything={point.seed}", f"--trainer.default_root_dir={run_dir}",
-               "--trainer.enable_model_summary=false", *point.options]
+    command = [
+        sys.executable,
+        "-m",
+        "lightning_mbmarl",
+        "fit",
+        "--config",
+        point.config,
+        f"--seed_everything={point.seed}",
+        f"--trainer.default_root_dir={run_dir}",
+        "--trainer.enable_model_summary=false",
+        *point.options,
+    ]
     if resume:
         command.append(f"--ckpt_path={run_dir / LAST_CHECKPOINT}")
     return command
@@ -104,8 +116,16 @@ def fit_command(point: Point, run_dir: Path, resume: bool) -> list[str]:
 class PointRun:
     """Runs one point of a sweep and records it: the results row, the curve rows, the attempts."""
 
-    def __init__(self, point: Point, output_dir: str | Path, sweep_name: str, results: str | Path,
-                 metrics: list[str], threads: int | None = None, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        point: Point,
+        output_dir: str | Path,
+        sweep_name: str,
+        results: str | Path,
+        metrics: list[str],
+        threads: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.point, self.metrics, self.threads, self.env = point, list(metrics), threads, dict(env or {})
         self.results = Path(results)
         self.curves = self.results.with_name(self.results.stem + "_curves.csv")
@@ -145,8 +165,9 @@ class PointRun:
             status, stop = run_forwarding_stops(command, env, log)
         if rank == 0:
             record["command"] = command[1:]
-            record["attempts"].append({"start": started, "seconds": round(time.perf_counter() - start),
-                                       "exit": status, "resumed": resume})
+            record["attempts"].append(
+                {"start": started, "seconds": round(time.perf_counter() - start), "exit": status, "resumed": resume}
+            )
             record["commit"] = commit
             if status != 0:
                 self._write(record)
@@ -155,8 +176,10 @@ class PointRun:
         if rank != 0:
             return {}
         if status != 0:
-            raise RuntimeError(f"sweep point {self.point.experiment}/{self.point.name} failed with exit status "
-                               f"{status}: see {self.log_file}; run the sweep again to resume it")
+            raise RuntimeError(
+                f"sweep point {self.point.experiment}/{self.point.name} failed with exit status "
+                f"{status}: see {self.log_file}; run the sweep again to resume it"
+            )
         record["finished"] = True
         evaluations = self.evaluations()
         row = self.results_row(record, evaluations)
@@ -172,24 +195,37 @@ class PointRun:
         temporary.replace(self.record_file)
 
     def _identity(self) -> dict[str, Any]:
-        return {"point": self.point.name, "experiment": self.point.experiment, "config": self.point.config,
-                **dict(self.point.grid), "seed": self.point.seed}
+        return {
+            "point": self.point.name,
+            "experiment": self.point.experiment,
+            "config": self.point.config,
+            **dict(self.point.grid),
+            "seed": self.point.seed,
+        }
 
     def evaluations(self) -> list[tuple[float, dict[str, float]]]:
         """The run's evaluations of ``metrics`` as (environment steps, values), read from its ``metrics.csv``."""
         return evaluation_curve(metric_rows(self.run_dir), self.metrics)
 
-    def results_row(self, record: Mapping[str, Any], evaluations: list[tuple[float, dict[str, float]]]
-                    ) -> dict[str, Any]:
+    def results_row(
+        self, record: Mapping[str, Any], evaluations: list[tuple[float, dict[str, float]]]
+    ) -> dict[str, Any]:
         """The point's results row: identity, grid values, final environment steps and metrics, wall-clock over all
         attempts, commit, time recorded."""
         if not evaluations:
-            raise RuntimeError(f"{self.run_dir}/metrics.csv logged none of {self.metrics} together: name metrics the "
-                               "run's evaluation logs in sweep.metrics")
+            raise RuntimeError(
+                f"{self.run_dir}/metrics.csv logged none of {self.metrics} together: name metrics the "
+                "run's evaluation logs in sweep.metrics"
+            )
         env_steps, final = evaluations[-1]
-        return {**self._identity(), "env_steps": int(env_steps), **final,
-                "seconds": sum(a["seconds"] for a in record["attempts"]), "commit": record.get("commit", "unknown"),
-                "recorded": _now()}
+        return {
+            **self._identity(),
+            "env_steps": int(env_steps),
+            **final,
+            "seconds": sum(a["seconds"] for a in record["attempts"]),
+            "commit": record.get("commit", "unknown"),
+            "recorded": _now(),
+        }
 
     def curve_rows(self, evaluations: list[tuple[float, dict[str, float]]]) -> list[dict[str, Any]]:
         """One row per evaluation: identity, environment steps, metrics (what ``report`` plots)."""
@@ -255,10 +291,16 @@ def code_commit() -> str:
     ``unknown`` outside a git checkout."""
     repo = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "lightning_mbmarl", "conf"], cwd=repo,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "lightning_mbmarl", "conf"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")

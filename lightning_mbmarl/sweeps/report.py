@@ -68,8 +68,10 @@ def _check_cell(cell: Sequence[Mapping[str, str]], groups: list[str], where: str
     """A cell averages seeds of one setting: points that differ in anything else would be mixed."""
     settings = {tuple(r[c] for c in groups) for r in cell}
     if len(settings) > 1:
-        raise ValueError(f"table cell {where} mixes points of different settings {sorted(settings)} over "
-                         f"{groups}: make that column the table's rows or columns, or filter it with where")
+        raise ValueError(
+            f"table cell {where} mixes points of different settings {sorted(settings)} over "
+            f"{groups}: make that column the table's rows or columns, or filter it with where"
+        )
 
 
 def final_table(spec: Mapping, rows: Sequence[Mapping[str, str]], groups: list[str]) -> str:
@@ -92,8 +94,11 @@ def final_table(spec: Mapping, rows: Sequence[Mapping[str, str]], groups: list[s
             cell = [r for r in rows if r[spec["rows"]] == value and (column is None or r[column_key] == column)]
             cell = [r for r in cell if r.get(metric)]
             _check_cell(cell, [g for g in groups if g not in (spec["rows"], column_key)], f"({value}, {column})")
-            cells.append(spread_text([float(r[metric]) for r in cell], spec["spread"], spec["digits"],
-                                     spec.get("seeds")) if cell else "–")
+            cells.append(
+                spread_text([float(r[metric]) for r in cell], spec["spread"], spec["digits"], spec.get("seeds"))
+                if cell
+                else "–"
+            )
             if column in references:
                 cells.append(str(references[column].get(value, "–")))
         lines.append(_markdown_row(cells))
@@ -106,8 +111,9 @@ def value_at(curve: Sequence[tuple[float, float]], steps: float) -> float | None
     return earlier[-1] if earlier else None
 
 
-def curve_table(spec: Mapping, rows: Sequence[Mapping[str, str]], curves: Sequence[Mapping[str, str]],
-                groups: list[str]) -> str:
+def curve_table(
+    spec: Mapping, rows: Sequence[Mapping[str, str]], curves: Sequence[Mapping[str, str]], groups: list[str]
+) -> str:
     """``kind: curve``: the metric at each environment-step mark (each run at its latest evaluation at or before
     it; ``–`` past every run's budget), mean ± spread over seeds; a last row with the final values."""
     rows, curves = _select(rows, spec.get("where") or {}), _select(curves, spec.get("where") or {})
@@ -120,8 +126,9 @@ def curve_table(spec: Mapping, rows: Sequence[Mapping[str, str]], curves: Sequen
         if key in runs and row.get(metric):
             runs[key].append((float(row["env_steps"]), float(row[metric])))
     runs = {key: sorted(curve) for key, curve in runs.items()}
-    members = {column: [k for k, r in points.items() if column is None or r[column_key] == column]
-               for column in column_values}
+    members = {
+        column: [k for k, r in points.items() if column is None or r[column_key] == column] for column in column_values
+    }
     for column, keys in members.items():
         _check_cell([points[k] for k in keys], [g for g in groups if g != column_key], f"(column {column})")
     header = [spec.get("title") or "env steps"] + _column_headers(spec, column_values)
@@ -131,12 +138,14 @@ def curve_table(spec: Mapping, rows: Sequence[Mapping[str, str]], curves: Sequen
         for column in column_values:
             values = [value_at(runs[k], mark) for k in members[column] if float(points[k]["env_steps"]) >= mark]
             values = [v for v in values if v is not None]
-            cells.append(spread_text(values, spec["spread"], spec["digits"], spec.get("seeds"))
-                         if values else "–")
+            cells.append(spread_text(values, spec["spread"], spec["digits"], spec.get("seeds")) if values else "–")
         lines.append(_markdown_row(cells))
-    finals = [spread_text([float(points[k][metric]) for k in members[column]], spec["spread"], spec["digits"],
-                          spec.get("seeds"))
-              for column in column_values]
+    finals = [
+        spread_text(
+            [float(points[k][metric]) for k in members[column]], spec["spread"], spec["digits"], spec.get("seeds")
+        )
+        for column in column_values
+    ]
     lines.append(_markdown_row(["final", *finals]))
     return "\n".join(lines)
 
@@ -162,7 +171,8 @@ def plot_curves(path: Path, metric: str, curves: Sequence[Mapping[str, str]], gr
         if row.get(metric):
             setting = tuple(row[g] for g in groups)
             settings.setdefault(setting, {}).setdefault(row["point"], []).append(
-                (float(row["env_steps"]), float(row[metric])))
+                (float(row["env_steps"]), float(row[metric]))
+            )
     figure, axes = plt.subplots(figsize=(6, 4))
     for setting, seeds in settings.items():
         steps = sorted({at for curve in seeds.values() for at, _ in curve})
@@ -187,8 +197,10 @@ def report(settings: Mapping, plots: bool = True) -> str:
         raise FileNotFoundError(f"{results}: no finished points yet; run the sweep first")
     curves = read_results(results.with_name(results.stem + "_curves.csv"))
     groups = group_columns(rows, settings["metrics"])
-    tables = [final_table(spec, rows, groups) if spec["kind"] == "final" else curve_table(spec, rows, curves, groups)
-              for spec in settings["tables"]]
+    tables = [
+        final_table(spec, rows, groups) if spec["kind"] == "final" else curve_table(spec, rows, curves, groups)
+        for spec in settings["tables"]
+    ]
     if plots and any(float(c["env_steps"]) > 0 for c in curves):  # offline runs have no environment-step curves
         panel = settings.get("plot_by")
         for value in _ordered(r[panel] for r in rows) if panel else [None]:
@@ -201,8 +213,10 @@ def report(settings: Mapping, plots: bool = True) -> str:
 
 def main(words: list[str]) -> int:
     """The ``report`` command."""
-    parser = argparse.ArgumentParser(prog="python -m lightning_mbmarl report",
-                                     description="a sweep's tables and learning-curve plots from its results files")
+    parser = argparse.ArgumentParser(
+        prog="python -m lightning_mbmarl report",
+        description="a sweep's tables and learning-curve plots from its results files",
+    )
     parser.add_argument("sweep", help="the sweep file's name in --config-path (e.g. aorpo_climb)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the sweep file (e.g. sweep.results=...)")
     parser.add_argument("--config-path", default="conf/sweeps", help="the folder of sweep files")

@@ -48,8 +48,9 @@ def metric_rows(run_dir: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(file))
 
 
-def evaluation_curve(rows: list[dict[str, str]], metrics: tuple[str, ...] | list[str]
-                     ) -> list[tuple[float, dict[str, float]]]:
+def evaluation_curve(
+    rows: list[dict[str, str]], metrics: tuple[str, ...] | list[str]
+) -> list[tuple[float, dict[str, float]]]:
     """Each evaluation of a run as (environment steps when it ran, {metric: value}), from its ``metrics.csv`` rows.
     Evaluations log ``eval/env_steps`` in their own row; runs made before that was logged fall back to the latest
     ``env_steps`` of a training row."""

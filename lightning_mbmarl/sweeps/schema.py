@@ -37,36 +37,36 @@ class TableSpec:
     seeds, ``–`` where no run has reached the mark.
     """
 
-    kind: str = "final"                      # final | curve
+    kind: str = "final"  # final | curve
     metric: str = "eval/return"
-    rows: str = "experiment"                 # kind=final: the results column whose values make the rows
-    columns: Optional[str] = None            # the results column whose values make the columns
-    marks: list[int] = field(default_factory=list)   # kind=curve: environment-step marks, one row each
-    spread: str = "std"                      # std | se (standard error of the mean)
+    rows: str = "experiment"  # kind=final: the results column whose values make the rows
+    columns: Optional[str] = None  # the results column whose values make the columns
+    marks: list[int] = field(default_factory=list)  # kind=curve: environment-step marks, one row each
+    spread: str = "std"  # std | se (standard error of the mean)
     digits: int = 2
-    title: str = ""                          # the first header cell
-    seeds: Optional[int] = None              # seeds a cell should have: fewer show "(2 of 3 seeds)"
-    labels: dict[str, str] = field(default_factory=dict)   # a column or row value -> the label printed
-    column_format: str = "{}"                # the header of a column without a label, e.g. "seed {}"
-    where: dict[str, str] = field(default_factory=dict)    # only the results rows with these column values
+    title: str = ""  # the first header cell
+    seeds: Optional[int] = None  # seeds a cell should have: fewer show "(2 of 3 seeds)"
+    labels: dict[str, str] = field(default_factory=dict)  # a column or row value -> the label printed
+    column_format: str = "{}"  # the header of a column without a label, e.g. "seed {}"
+    where: dict[str, str] = field(default_factory=dict)  # only the results rows with these column values
     references: dict[str, dict[str, str]] = field(default_factory=dict)  # column value -> {row value: paper's}
-    reference_label: str = "paper"           # a reference column follows its column: "<column> (<label>)"
+    reference_label: str = "paper"  # a reference column follows its column: "<column> (<label>)"
 
 
 @dataclass
 class SweepSettings:
     """Where a sweep's runs and results go, and what it records."""
 
-    name: str = MISSING                      # results file benchmarks/results/<name>.csv, runs <output_dir>/<name>/
+    name: str = MISSING  # results file benchmarks/results/<name>.csv, runs <output_dir>/<name>/
     results: str = "benchmarks/results/${sweep.name}.csv"
     output_dir: str = "outputs/sweeps"
-    metrics: list[str] = field(default_factory=lambda: ["eval/return"])   # final values recorded per point
-    threads: Optional[int] = None            # OMP_NUM_THREADS of each point's run (null: inherited)
-    env: dict[str, str] = field(default_factory=dict)     # more environment variables of each point's run
-    plot_by: Optional[str] = None            # one learning-curve figure per value of this results column
+    metrics: list[str] = field(default_factory=lambda: ["eval/return"])  # final values recorded per point
+    threads: Optional[int] = None  # OMP_NUM_THREADS of each point's run (null: inherited)
+    env: dict[str, str] = field(default_factory=dict)  # more environment variables of each point's run
+    plot_by: Optional[str] = None  # one learning-curve figure per value of this results column
     tables: list[TableSpec] = field(default_factory=list)
-    objective: Optional[str] = None          # a search's objective: the final metric each trial returns
-    document: Optional[str] = None           # the README or docs page that prints these tables (checked by a test)
+    objective: Optional[str] = None  # a search's objective: the final metric each trial returns
+    document: Optional[str] = None  # the README or docs page that prints these tables (checked by a test)
 
 
 @dataclass
@@ -78,7 +78,7 @@ class GridPoint:
     config: str = MISSING
     seed: int = 0
     args: dict[str, Any] = field(default_factory=dict)
-    vars: dict[str, Any] = field(default_factory=dict)   # named grid values for interpolations, e.g. the method
+    vars: dict[str, Any] = field(default_factory=dict)  # named grid values for interpolations, e.g. the method
 
 
 @dataclass

@@ -35,8 +35,12 @@ class BestPoint(Callback):
         if not found.exists():
             return
         optuna = OmegaConf.to_container(OmegaConf.load(found))
-        summary = {"sweep": config.sweep.name, "objective": config.sweep.objective,
-                   "direction": str(config.hydra.sweeper.get("direction", "")),
-                   "best_value": optuna.get("best_value"), "best_params": optuna.get("best_params"),
-                   "trials_recorded": len(read_results(config.sweep.results))}
+        summary = {
+            "sweep": config.sweep.name,
+            "objective": config.sweep.objective,
+            "direction": str(config.hydra.sweeper.get("direction", "")),
+            "best_value": optuna.get("best_value"),
+            "best_params": optuna.get("best_params"),
+            "trials_recorded": len(read_results(config.sweep.results)),
+        }
         OmegaConf.save(OmegaConf.create(summary), best_point_path(config.sweep.results))

@@ -68,13 +68,24 @@ def bilevel_world_model_loss(
     start_kl, start_global_kl = _kl_terms(start, model.reset_prior(start.agent.deter.shape[:-2]), c.kl_balance)
     features = start.features
     sums["kl"] = sums["kl"] + start_kl.sum()
-    sums["recon"] = sums["recon"] + reconstruction_loss(model.decode(features), batch["obs"][first], model.obs_mask).sum()
-    sums["avail"] = sums["avail"] + avail_loss(model.avail_logits(features), batch["avail"][first], model.action_mask).sum()
+    sums["recon"] = (
+        sums["recon"] + reconstruction_loss(model.decode(features), batch["obs"][first], model.obs_mask).sum()
+    )
+    sums["avail"] = (
+        sums["avail"] + avail_loss(model.avail_logits(features), batch["avail"][first], model.action_mask).sum()
+    )
     if start_global_kl is not None:
         sums["global_kl"] = sums["global_kl"] + start_global_kl.sum()
 
-    scales = {"kl": c.kl_scale, "global_kl": c.global_kl_scale, "recon": c.recon_scale, "reward": c.reward_scale,
-              "pcont": c.pcont_scale, "avail": c.avail_scale, "info": c.info_scale}
+    scales = {
+        "kl": c.kl_scale,
+        "global_kl": c.global_kl_scale,
+        "recon": c.recon_scale,
+        "reward": c.reward_scale,
+        "pcont": c.pcont_scale,
+        "avail": c.avail_scale,
+        "info": c.info_scale,
+    }
     out: dict[str, torch.Tensor] = {}
     loss = torch.zeros((), device=after.device)
     for name in TERMS:

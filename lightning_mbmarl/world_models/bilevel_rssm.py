@@ -76,8 +76,10 @@ class BiLevelConfig:
 
     def __post_init__(self) -> None:
         if self.global_mode not in ("per_agent", "shared", "none"):
-            raise ValueError(f"BiLevelConfig: global_mode must be 'per_agent' (MABL), 'shared' (MABL-SG) or 'none' "
-                             f"(DreamerV2 per agent), got {self.global_mode!r}")
+            raise ValueError(
+                f"BiLevelConfig: global_mode must be 'per_agent' (MABL), 'shared' (MABL-SG) or 'none' "
+                f"(DreamerV2 per agent), got {self.global_mode!r}"
+            )
         if not 0.0 <= self.kl_balance <= 1.0:
             raise ValueError(f"BiLevelConfig: kl_balance must be in [0, 1], got {self.kl_balance}")
         if self.reward_target not in ("team", "agent"):
@@ -138,8 +140,10 @@ class BiLevelWorldModel(nn.Module):
     def __init__(self, spec: EnvSpec, config: BiLevelConfig | None = None) -> None:
         super().__init__()
         if not spec.discrete:
-            raise ValueError(f"BiLevelWorldModel: {spec.name!r} has continuous actions; this bi-level model (one-hot "
-                             "actions, available-action and action-decoder heads) needs discrete actions")
+            raise ValueError(
+                f"BiLevelWorldModel: {spec.name!r} has continuous actions; this bi-level model (one-hot "
+                "actions, available-action and action-decoder heads) needs discrete actions"
+            )
         c = self.config = config or BiLevelConfig()
         n, self.n_agents, self.obs_dim, self.action_dim = spec.n_agents, spec.n_agents, spec.obs_dim, spec.action_dim
         self.upper_agents = {"per_agent": n, "shared": 1, "none": 0}[c.global_mode]
@@ -225,11 +229,17 @@ class BiLevelWorldModel(nn.Module):
 
     def agent_posterior(self, agent_deter: torch.Tensor, embed: torch.Tensor) -> RSSMState:
         """``z^a ~ q(. | h^a, e(o))``: ``[..., N, D]`` and ``[..., N, E]`` -> ``[..., N]``. All acting needs."""
-        return self._latent(agent_deter, self.agent_posterior_head(torch.cat([agent_deter, embed.to(agent_deter.dtype)],
-                                                                             dim=-1)))
+        return self._latent(
+            agent_deter, self.agent_posterior_head(torch.cat([agent_deter, embed.to(agent_deter.dtype)], dim=-1))
+        )
 
-    def posterior(self, agent_deter: torch.Tensor, upper_deter: torch.Tensor | None, embed: torch.Tensor,
-                  state_embed: torch.Tensor | None) -> BiLevelState:
+    def posterior(
+        self,
+        agent_deter: torch.Tensor,
+        upper_deter: torch.Tensor | None,
+        embed: torch.Tensor,
+        state_embed: torch.Tensor | None,
+    ) -> BiLevelState:
         """Both posteriors: ``z^a ~ q(h^a, e(o))``, then ``z^g ~ q(h^g, e_s(s), z^a)`` (``shared``: the agents' mean
         ``z^a``). ``agent_deter [..., N, D]``, ``upper_deter [..., G, D]``, ``embed [..., N, E]``, ``state_embed
         [..., E]``."""
@@ -243,8 +253,9 @@ class BiLevelWorldModel(nn.Module):
         logits = self.upper_posterior_head(torch.cat([upper_deter, context, below], dim=-1))
         return BiLevelState(agent, self._latent(upper_deter, logits))
 
-    def filter_step(self, agent: RSSMState, actions: torch.Tensor, obs: torch.Tensor,
-                    is_first: torch.Tensor) -> RSSMState:
+    def filter_step(
+        self, agent: RSSMState, actions: torch.Tensor, obs: torch.Tensor, is_first: torch.Tensor
+    ) -> RSSMState:
         """One filtering step while acting, on the agent level only (no global state, no other agent's action):
         the agent posterior ``[..., N]`` after ``obs [..., N, O]``, from the previous one and each agent's own
         action one-hot ``[..., N, A]``; ``is_first`` bool ``[...]`` restarts from ``h^a = 0``."""
@@ -256,9 +267,11 @@ class BiLevelWorldModel(nn.Module):
         """A blank agent-level state ``[*batch_shape, N]`` to filter from (with ``is_first`` True)."""
         p = self.agent_cell.weight_hh
         c = self.config
-        return RSSMState(p.new_zeros(*batch_shape, self.n_agents, c.deter),
-                         p.new_zeros(*batch_shape, self.n_agents, c.categoricals * c.classes),
-                         p.new_zeros(*batch_shape, self.n_agents, c.categoricals, c.classes))
+        return RSSMState(
+            p.new_zeros(*batch_shape, self.n_agents, c.deter),
+            p.new_zeros(*batch_shape, self.n_agents, c.categoricals * c.classes),
+            p.new_zeros(*batch_shape, self.n_agents, c.categoricals, c.classes),
+        )
 
     def observe(self, batch: dict[str, torch.Tensor]) -> BiLevelSequence:
         """Filter replay windows ``[B, L, ...]`` (keys ``obs``, ``next_obs``, ``state``, ``next_state``, ``action``,
@@ -268,11 +281,16 @@ class BiLevelWorldModel(nn.Module):
         if is_first.dim() != 2 or obs.shape != expected or batch["next_obs"].shape != expected:
             raise ValueError(
                 f"BiLevelWorldModel.observe: expected is_first [B, L] and obs, next_obs [B, L, N={self.n_agents}, "
-                f"O={self.obs_dim}], got {tuple(is_first.shape)}, {tuple(obs.shape)}, {tuple(batch['next_obs'].shape)}")
+                f"O={self.obs_dim}], got {tuple(is_first.shape)}, {tuple(obs.shape)}, {tuple(batch['next_obs'].shape)}"
+            )
         actions = F.one_hot(batch["action"].long(), self.action_dim).float()
         reset = self.reset_prior(is_first.shape)
-        restart = self.posterior(reset.agent.deter, None if reset.upper is None else reset.upper.deter,
-                                 self.encode(obs), self.encode_state(batch["state"]))  # [B, L], used where restarting
+        restart = self.posterior(
+            reset.agent.deter,
+            None if reset.upper is None else reset.upper.deter,
+            self.encode(obs),
+            self.encode_state(batch["state"]),
+        )  # [B, L], used where restarting
         next_embed, next_state_embed = self.encode(batch["next_obs"]), self.encode_state(batch["next_state"])
         starts, agent_deters, upper_deters, posteriors = [], [], [], []
         for t in range(obs.shape[1]):

@@ -48,8 +48,9 @@ class EgoEnsembles(nn.Module):
         return errors
 
     @torch.no_grad()
-    def step(self, state: torch.Tensor, joint_action: torch.Tensor, deterministic: bool = False
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def step(
+        self, state: torch.Tensor, joint_action: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Each ego's model advances its own batch: state [N, B, S], joint_action [N, B, J] ->
         (next_state [N, B, S], reward [N, B], terminal bool [N, B]), from one random elite of that ego per sample."""
         n, M, K = self.n_agents, self.members_per_ego, self.elites_per_ego
@@ -59,7 +60,11 @@ class EgoEnsembles(nn.Module):
         choice = elites.gather(1, torch.randint(K, (n, B), device=state.device))  # [N, B]
         rows = torch.arange(B, device=state.device).expand(n, B)
         mean = pred.next_state_mean[choice, rows]  # [N, B, S]
-        next_state = mean if deterministic else mean + torch.exp(0.5 * pred.next_state_log_var[choice, rows]) * torch.randn_like(mean)
+        next_state = (
+            mean
+            if deterministic
+            else mean + torch.exp(0.5 * pred.next_state_log_var[choice, rows]) * torch.randn_like(mean)
+        )
         reward = pred.reward_mean[choice, rows]
         if pred.terminal_logit is None:
             terminal = torch.zeros(n, B, dtype=torch.bool, device=state.device)

@@ -161,8 +161,9 @@ def _target(batch: dict[str, torch.Tensor], key: str, like: torch.Tensor) -> tor
     return value.expand_as(like)
 
 
-def bootstrap_weights(members: int, batch: int, generator: torch.Generator | None = None,
-                      device: torch.device | None = None) -> torch.Tensor:
+def bootstrap_weights(
+    members: int, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None
+) -> torch.Tensor:
     """Online-bootstrap weights ``[E, B]`` drawn from Poisson(1), so each member sees a different resample."""
     rates = torch.ones(members, batch, device=generator.device if generator is not None else device)
     return torch.poisson(rates, generator=generator).to(device)
@@ -188,7 +189,8 @@ def ensemble_loss(
     E, B = pred.reward_mean.shape
     if weights is None:
         weights = (
-            bootstrap_weights(E, B, generator, state.device) if model.config.bootstrap
+            bootstrap_weights(E, B, generator, state.device)
+            if model.config.bootstrap
             else torch.ones(E, B, device=state.device)
         )
     next_state = _target(batch, "next_state", pred.next_state_mean)
@@ -214,8 +216,10 @@ def held_out_errors(model: GaussianEnsemble, batch: dict[str, torch.Tensor]) -> 
     """``[E]``: mean squared error of each member's mean prediction over the [next state, reward] components."""
     pred = model(batch["state"].float(), batch["action_features"].flatten(-2).float())
     predicted = torch.cat([pred.next_state_mean, pred.reward_mean.unsqueeze(-1)], dim=-1)
-    target = torch.cat([_target(batch, "next_state", pred.next_state_mean),
-                        _target(batch, "reward", pred.reward_mean).unsqueeze(-1)], dim=-1)
+    target = torch.cat(
+        [_target(batch, "next_state", pred.next_state_mean), _target(batch, "reward", pred.reward_mean).unsqueeze(-1)],
+        dim=-1,
+    )
     return (predicted - target).pow(2).mean((1, 2))
 
 

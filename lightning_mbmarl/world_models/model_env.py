@@ -76,8 +76,10 @@ class EnsembleModelEnv(nn.Module):
     ) -> None:
         super().__init__()
         if state_low.shape != (model.state_dim,) or state_high.shape != (model.state_dim,):
-            raise ValueError(f"state bounds must have shape ({model.state_dim},), got {tuple(state_low.shape)}, "
-                             f"{tuple(state_high.shape)}")
+            raise ValueError(
+                f"state bounds must have shape ({model.state_dim},), got {tuple(state_low.shape)}, "
+                f"{tuple(state_high.shape)}"
+            )
         self.model = model
         self.threshold = float(threshold)
         self.termination = termination
@@ -88,12 +90,17 @@ class EnsembleModelEnv(nn.Module):
 
     @classmethod
     def from_dataset(
-        cls, model: GaussianEnsemble, states: torch.Tensor, rewards: torch.Tensor, threshold: float,
+        cls,
+        model: GaussianEnsemble,
+        states: torch.Tensor,
+        rewards: torch.Tensor,
+        threshold: float,
         termination: StateRangeTermination | None = None,
     ) -> "EnsembleModelEnv":
         """Bounding box of the dataset's ``states`` [n, S] (include the next states) and ``rewards`` [n]."""
-        return cls(model, states.amin(0), states.amax(0), rewards.min().item(), rewards.max().item(), threshold,
-                   termination)
+        return cls(
+            model, states.amin(0), states.amax(0), rewards.min().item(), rewards.max().item(), threshold, termination
+        )
 
     @torch.no_grad()
     def step(

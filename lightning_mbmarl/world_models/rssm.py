@@ -97,6 +97,7 @@ class RSSMState:
     @staticmethod
     def where(mask: torch.Tensor, a: "RSSMState", b: "RSSMState") -> "RSSMState":
         """``a`` where ``mask`` (bool, the leading shape without the agent axis), else ``b``."""
+
         def pick(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             m = mask.reshape(*mask.shape, *([1] * (x.dim() - mask.dim())))
             return torch.where(m, x, y)
@@ -105,8 +106,11 @@ class RSSMState:
 
     @staticmethod
     def stack(states: list["RSSMState"], dim: int) -> "RSSMState":
-        return RSSMState(torch.stack([s.deter for s in states], dim), torch.stack([s.stoch for s in states], dim),
-                         torch.stack([s.logits for s in states], dim))
+        return RSSMState(
+            torch.stack([s.deter for s in states], dim),
+            torch.stack([s.stoch for s in states], dim),
+            torch.stack([s.logits for s in states], dim),
+        )
 
 
 @dataclass
@@ -179,8 +183,10 @@ class RSSMWorldModel(nn.Module):
     def __init__(self, spec: EnvSpec, config: RSSMConfig | None = None) -> None:
         super().__init__()
         if not spec.discrete:
-            raise ValueError(f"RSSMWorldModel: {spec.name!r} has continuous actions; MAMBA's world model "
-                             "(one-hot actions, available-action and info heads) needs discrete actions")
+            raise ValueError(
+                f"RSSMWorldModel: {spec.name!r} has continuous actions; MAMBA's world model "
+                "(one-hot actions, available-action and info heads) needs discrete actions"
+            )
         c = self.config = config or RSSMConfig()
         self.n_agents, self.obs_dim, self.action_dim = spec.n_agents, spec.obs_dim, spec.action_dim
         self.stoch_dim = c.categoricals * c.classes
@@ -191,8 +197,9 @@ class RSSMWorldModel(nn.Module):
 
         self.encoder = nn.Sequential(mlp(spec.obs_dim, c.hidden, c.embed, 1), nn.ReLU())
         self.transition_input = nn.Sequential(nn.Linear(spec.action_dim + self.stoch_dim, c.hidden), nn.ReLU())
-        self.attention = AgentAttention(spec.n_agents, c.hidden, c.attention_layers, c.attention_heads,
-                                        c.attention_feedforward, c.attention_dropout)
+        self.attention = AgentAttention(
+            spec.n_agents, c.hidden, c.attention_layers, c.attention_heads, c.attention_feedforward, c.attention_dropout
+        )
         self.cell = nn.GRUCell(c.hidden, c.deter)
         self.prior_head = mlp(c.deter, c.hidden, self.stoch_dim, 1)
         self.posterior_head = mlp(c.deter + c.embed, c.hidden, self.stoch_dim, 1)

@@ -111,8 +111,14 @@ def world_model_loss(
     (MAG's model-error labels).
     """
     c = config or model.config
-    scales = {"kl": c.kl_scale, "recon": c.recon_scale, "reward": c.reward_scale, "pcont": c.pcont_scale,
-              "avail": c.avail_scale, "info": c.info_scale}
+    scales = {
+        "kl": c.kl_scale,
+        "recon": c.recon_scale,
+        "reward": c.reward_scale,
+        "pcont": c.pcont_scale,
+        "avail": c.avail_scale,
+        "info": c.info_scale,
+    }
     seq = model.observe(batch)
     before, after = seq.start.features, seq.posterior.features
     agents = after.shape[:-1]  # [B, L, N]

@@ -33,8 +33,10 @@ class StateRangeTermination:
         if value is None:
             return None
         if len(value) != 3 or float(value[0]) != int(value[0]):
-            raise ValueError(f"known_termination must be [state index, low, high], e.g. [0, 0.2, 1.0] for the Ant's "
-                             f"torso height; got {list(value)}")
+            raise ValueError(
+                f"known_termination must be [state index, low, high], e.g. [0, 0.2, 1.0] for the Ant's "
+                f"torso height; got {list(value)}"
+            )
         index = int(value[0])
         if not 0 <= index < state_dim:
             raise ValueError(f"known_termination: state index {index} is outside the state (dimension {state_dim})")

@@ -1,0 +1,87 @@
+"""Bad input gets one clear error naming what is wrong, and leaves nothing half-written."""
+
+from pathlib import Path
+
+import h5py
+
+
+def test_unknown_config_key_is_named(cli, quiet_cli_args):
+    result = cli(
+        "fit", "--config", "conf/moma_icg_unfavorable.yaml", "--model.init_args.moma.rollout_lenght=5", *quiet_cli_args
+    )
+    assert result.returncode != 0
+    assert "rollout_lenght" in result.stderr
+
+
+def test_missing_dataset_without_recipe_names_path_and_command(tmp_path: Path, cli, quiet_cli_args):
+    missing = tmp_path / "nowhere" / "icg.hdf5"
+    result = cli(
+        "fit",
+        "--config",
+        "conf/ibc_icg_neutral.yaml",
+        f"--data.init_args.dataset_path={missing}",
+        "--data.init_args.make_if_missing=null",
+        *quiet_cli_args,
+    )
+    assert result.returncode != 0
+    assert str(missing) in result.stderr
+    assert "python -m lightning_mbmarl dataset make icg" in result.stderr
+    assert not missing.exists()
+
+
+def test_dataset_missing_a_key_is_named(tmp_path: Path, cli, quiet_cli_args):
+    path = tmp_path / "icg.hdf5"
+    made = cli("dataset", "make", "icg", "--policy", "neutral", "--out", str(path), "--episodes", "20")
+    assert made.returncode == 0, made.stderr
+    with h5py.File(path, "a") as f:
+        del f["rewards"]
+    result = cli(
+        "fit", "--config", "conf/ibc_icg_neutral.yaml", f"--data.init_args.dataset_path={path}", *quiet_cli_args
+    )
+    assert result.returncode != 0
+    assert "rewards" in result.stderr and str(path) in result.stderr
+
+
+def test_dataset_info_prints_size_and_score_distribution(tmp_path: Path, cli):
+    path = tmp_path / "icg.hdf5"
+    assert (
+        cli("dataset", "make", "icg", "--policy", "favorable", "--out", str(path), "--episodes", "50").returncode == 0
+    )
+    info = cli("dataset", "info", str(path))
+    assert info.returncode == 0, info.stderr
+    assert "500" in info.stdout and "median" in info.stdout
+
+
+def test_misspelled_key_gets_one_short_message_with_the_close_name(cli, quiet_cli_args):
+    result = cli(
+        "fit", "--config", "conf/moma_icg_unfavorable.yaml", "--model.init_args.moma.rolout_length=5", *quiet_cli_args
+    )
+    assert result.returncode == 2
+    assert "did you mean --model.init_args.moma.rollout_length?" in result.stderr
+    assert "Union subtypes" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_constructor_error_is_one_short_message_and_verbose_shows_the_report(cli, quiet_cli_args):
+    options = ["fit", "--config", "conf/moma_icg_unfavorable.yaml", "--data.init_args.env.name=icgg", *quiet_cli_args]
+    result = cli(*options)
+    assert result.returncode == 2
+    error = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1 and "unknown environment 'icgg'" in error[0] and "'icg'" in error[0]
+    assert "Traceback" not in result.stderr and "Union subtypes" not in result.stderr
+    verbose = cli(*options, "--verbose")
+    assert verbose.returncode != 0 and "Traceback" in verbose.stderr
+
+
+def test_top_level_help_lists_the_commands_without_heavy_imports():
+    import subprocess
+    import sys
+
+    probe = (
+        "import runpy, sys; sys.argv = ['lightning_mbmarl', '--help']\n"
+        "try:\n    runpy.run_module('lightning_mbmarl', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print('IMPORTED' if {'torch', 'lightning', 'jax'} & set(sys.modules) else 'LIGHT')"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    for command in ("fit", "validate", "test", "dataset"):
+        assert f"\n  {command} " in done.stdout
+    assert "python -m lightning_mbmarl" in done.stdout and done.stdout.strip().endswith("LIGHT")

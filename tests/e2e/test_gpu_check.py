@@ -1,0 +1,52 @@
+"""benchmarks/gpu_check.sh --dry-run: every correctness run and speed figure of the GPU check, on the CPU at tiny
+sizes (compile mode ``default``: the same code paths bar CUDA graphs), recorded to the results file it is given."""
+
+import csv
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_gpu_check_dry_run_runs_every_check_and_records_every_figure(tmp_path):
+    results = tmp_path / "gpu_check.csv"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
+    done = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh", "--dry-run", f"--results={results}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = list(csv.DictReader(open(results)))
+    figures = {row["figure"] for row in rows}
+    for name in (
+        "MOMA-PPO ICG unfavorable, 32-true",
+        "MOMA-PPO ICG unfavorable, bf16-mixed",
+        "AORPO Climb",
+        "MAMBA ICG",
+        "MAG ICG",
+    ):
+        assert any(f.startswith(name + " (") for f in figures), name
+    assert {
+        "MAMBA iteration, SMAX 2s3z, batch 2",
+        "MAG/MAMBA iteration ratio",
+        "ensemble training step, 7 x 4x1024, batch 256, float32",
+        "ensemble training step, bf16 autocast",
+        "same step in a Lightning fit loop (MOMA-PPO), float32",
+    } <= figures
+    failed = [row for row in rows if row["value"].startswith(("failed", "skipped"))]
+    assert not failed, failed
+    speed = [row for row in rows if row["unit"] != "score"]
+    assert {row["path"] for row in speed} == {"eager", "compiled"} and all(float(r["value"]) > 0 for r in speed)
+    assert all(row["device"] == "cpu" and row["torch"] and row["commit"] for row in rows)
+    table = done.stdout[done.stdout.rindex("| figure |") :]  # the table comes last
+    assert table.count("\n|") >= len(figures)
