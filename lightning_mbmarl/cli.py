@@ -226,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _bad_input(error: BaseException) -> bool:
     """Whether ``error`` is bad input (config, options, data) rather than a failure of a running job."""
-    if isinstance(error, (ArgumentError, DatasetError)):
+    from lightning_mbmarl.algorithms.base import CapabilityError
+
+    if isinstance(error, (ArgumentError, DatasetError, CapabilityError)):
         return True
     text = str(error) if isinstance(error, ValueError) else ""
     return "Does not validate against any of the Union subtypes" in text or "Problem with given class_path" in text

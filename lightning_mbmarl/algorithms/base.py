@@ -16,7 +16,7 @@ import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import lightning as L
 import numpy as np
@@ -25,7 +25,9 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_mbmarl.algorithms.optimization import DeferredFiniteCheck
 from lightning_mbmarl.data.env_runner import EnvRunner, FinishedEpisode, summarize_episodes
-from lightning_mbmarl.envs import EnvConfig, EnvSpec, make_vector_env
+from lightning_mbmarl.data.offline_datamodule import OfflineDataModule
+from lightning_mbmarl.data.online_datamodule import OnlineDataModule
+from lightning_mbmarl.envs import ActionKind, EnvConfig, EnvSpec, make_vector_env
 from lightning_mbmarl.learners.memory import History
 from lightning_mbmarl.reference_scores import reference_for
 
@@ -55,8 +57,30 @@ class EvaluationConfig:
     seed: int = 10_000  # environment seed of evaluations (offset by rank and evaluation count)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a method can learn from, declared once on its class (:attr:`MultiAgentAlgorithm.capabilities`): the
+    action kinds it handles, checked against the environment when the method is built, and where its data come from,
+    checked against the data module when it is fitted. A mismatch fails there with one error naming both."""
+
+    action_kinds: tuple[ActionKind, ...] = ("discrete", "continuous")
+    data: Literal["online", "offline"] = "online"  # OnlineDataModule: it collects its own; OfflineDataModule: a dataset
+
+
+class CapabilityError(ValueError):
+    """A method given an environment or a data module it cannot learn from (bad input: the command line reports it
+    in one line)."""
+
+
+#: the data module class each kind of data needs
+DATA_MODULES = {"online": OnlineDataModule, "offline": OfflineDataModule}
+
+
 class MultiAgentAlgorithm(L.LightningModule):
     """Base of every method. ``env_spec`` is filled in by the CLI from the data module (``data.env_spec``)."""
+
+    #: what the method can learn from (subclasses declare theirs)
+    capabilities = Capabilities()
 
     #: counters every subclass keeps; subclasses add their own keys in ``__init__``
     counters: dict[str, int]
@@ -69,6 +93,13 @@ class MultiAgentAlgorithm(L.LightningModule):
                 "from the data module, or pass lightning_mbmarl.envs.env_spec(EnvConfig(...))"
             )
         self.env_spec = env_spec if isinstance(env_spec, EnvSpec) else EnvSpec.from_dict(env_spec)
+        kinds = self.capabilities.action_kinds
+        if self.env_spec.action_kind not in kinds:
+            raise CapabilityError(
+                f"{type(self).__name__} learns {' or '.join(kinds)} actions only; environment {self.env_spec.name!r} "
+                f"has {self.env_spec.action_kind} actions: choose a {' or '.join(kinds)}-action environment or a method "
+                f"for {self.env_spec.action_kind} actions"
+            )
         self.evaluation = as_config(evaluation, EvaluationConfig)
         self.automatic_optimization = False
         self.counters = {"evaluations": 0}
@@ -161,6 +192,16 @@ class MultiAgentAlgorithm(L.LightningModule):
     def evaluation_ready(self) -> bool:
         """Whether a policy worth evaluating exists yet (e.g. not while only the world model trains)."""
         return True
+
+    def setup(self, stage: str) -> None:
+        """Before fitting: the data module must serve the data the method learns from (:attr:`capabilities`)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        wanted = DATA_MODULES[self.capabilities.data]
+        if stage == "fit" and not isinstance(datamodule, wanted):
+            raise CapabilityError(
+                f"{type(self).__name__} learns from {self.capabilities.data} data: use data.class_path "
+                f"{wanted.__module__}.{wanted.__name__}, not {type(datamodule).__name__}"
+            )
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         if self._trainer is not None and self.trainer.state.fn == "fit" and not self.evaluation_ready():

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
+from lightning_mbmarl.algorithms.base import Capabilities, EvaluationConfig, MultiAgentAlgorithm, as_config
 from lightning_mbmarl.algorithms.optimization import optimizer_step
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.actor import Actor
@@ -34,6 +34,8 @@ class IBCConfig:
 
 class IBC(MultiAgentAlgorithm):
     """Independent behavioural cloning on an offline data module."""
+
+    capabilities = Capabilities(data="offline")
 
     progress_counters = ("updates",)
 

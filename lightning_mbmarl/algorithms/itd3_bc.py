@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
+from lightning_mbmarl.algorithms.base import Capabilities, EvaluationConfig, MultiAgentAlgorithm, as_config
 from lightning_mbmarl.algorithms.optimization import optimizer_step
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.masac import soft_update
@@ -31,6 +31,8 @@ STATISTICS_SAMPLES = 20_000
 
 class ITD3BC(MultiAgentAlgorithm):
     """Independent TD3+BC on an :class:`~lightning_mbmarl.data.offline_datamodule.OfflineDataModule`."""
+
+    capabilities = Capabilities(action_kinds=("continuous",), data="offline")  # deterministic actors
 
     progress_counters = ("gradient_steps",)
 
@@ -59,15 +61,10 @@ class ITD3BC(MultiAgentAlgorithm):
 
     def setup(self, stage: str) -> None:
         """Measure the observation statistics on the dataset (a checkpoint restored afterwards overrides them)."""
+        super().setup(stage)
         if stage != "fit" or not self.config.normalize_observations:
             return
-        datamodule = self.trainer.datamodule
-        if not hasattr(datamodule, "sample_start_states"):
-            raise TypeError(
-                f"ITD3BC normalises observations with dataset statistics and needs an OfflineDataModule, "
-                f"got {type(datamodule).__name__}; or set td3_bc.normalize_observations=false"
-            )
-        sample = datamodule.sample_start_states(STATISTICS_SAMPLES, torch.Generator().manual_seed(0))
+        sample = self.trainer.datamodule.sample_start_states(STATISTICS_SAMPLES, torch.Generator().manual_seed(0))
         self.agents.set_observation_statistics(sample["obs"])
 
     def configure_optimizers(self):

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
+from lightning_mbmarl.algorithms.base import Capabilities, EvaluationConfig, MultiAgentAlgorithm, as_config
 from lightning_mbmarl.algorithms.optimization import optimizer_step
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.iql import MAIQLAgents, MAIQLConfig, actor_loss, q_loss, value_loss
@@ -28,6 +28,8 @@ from lightning_mbmarl.learners.memory import History
 
 class MAIQL(MultiAgentAlgorithm):
     """MAIQL on an :class:`~lightning_mbmarl.data.offline_datamodule.OfflineDataModule`."""
+
+    capabilities = Capabilities(data="offline")
 
     progress_counters = ("gradient_steps",)
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_mbmarl.algorithms.base import EvaluationConfig, as_config
+from lightning_mbmarl.algorithms.base import Capabilities, EvaluationConfig, as_config
 from lightning_mbmarl.algorithms.optimization import mappo_step, optimizer_step
 from lightning_mbmarl.algorithms.online import OnlineAlgorithm, OnlineConfig
 from lightning_mbmarl.data.online_datamodule import OnlineDataModule
@@ -94,6 +94,8 @@ def evaluation_mode(module: nn.Module) -> Iterator[None]:
 
 class MAMBA(OnlineAlgorithm):
     """MAMBA on an :class:`OnlineDataModule` with a discrete-action environment (see the module docstring)."""
+
+    capabilities = Capabilities(action_kinds=("discrete",))  # categorical latents over one-hot actions
 
     def __init__(
         self,

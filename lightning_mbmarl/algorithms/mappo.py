@@ -18,7 +18,6 @@ import torch
 from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
 from lightning_mbmarl.algorithms.optimization import mappo_step
 from lightning_mbmarl.data.encoding import encode_actions
-from lightning_mbmarl.data.online_datamodule import OnlineDataModule
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.gae import timeout_gae
 from lightning_mbmarl.learners.mappo import MAPPOActorCritic, MAPPOConfig
@@ -101,12 +100,7 @@ class MAPPO(MultiAgentAlgorithm):
 
     @torch.no_grad()
     def _collect_round(self) -> MinibatchQueue:
-        datamodule = self.trainer.datamodule
-        if not isinstance(datamodule, OnlineDataModule):
-            raise TypeError(
-                f"MAPPO learns online: use lightning_mbmarl.data.online_datamodule.OnlineDataModule, "
-                f"not {type(datamodule).__name__}"
-            )
+        datamodule = self.trainer.datamodule  # an OnlineDataModule: MultiAgentAlgorithm.setup checked it
         acted: list[tuple[History, torch.Tensor]] = []
 
         def policy(obs: torch.Tensor, avail: torch.Tensor, history: History) -> torch.Tensor:

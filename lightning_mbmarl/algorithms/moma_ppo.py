@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
+from lightning_mbmarl.algorithms.base import Capabilities, EvaluationConfig, MultiAgentAlgorithm, as_config
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.envs.observation import StateObserver
 from lightning_mbmarl.algorithms.optimization import mappo_step, optimizer_step
@@ -59,6 +59,8 @@ class MOMAPPOConfig:
 
 class MOMAPPO(MultiAgentAlgorithm):
     """MOMA-PPO on an :class:`~lightning_mbmarl.data.offline_datamodule.OfflineDataModule`."""
+
+    capabilities = Capabilities(data="offline")
 
     progress_counters = ("policy_iterations",)
 

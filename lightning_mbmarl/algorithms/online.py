@@ -44,13 +44,7 @@ class OnlineAlgorithm(MultiAgentAlgorithm):
 
     @property
     def datamodule(self) -> OnlineDataModule:
-        datamodule = self.trainer.datamodule
-        if not isinstance(datamodule, OnlineDataModule):
-            raise TypeError(
-                f"{type(self).__name__} learns online: use data.class_path "
-                f"lightning_mbmarl.data.online_datamodule.OnlineDataModule, not {type(datamodule).__name__}"
-            )
-        return datamodule
+        return self.trainer.datamodule  # an OnlineDataModule: MultiAgentAlgorithm.setup checked it
 
     def exploration_policy(self) -> TeamPolicy:
         """The team policy that collects data after warm-up (default: sample from the policy)."""

@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from lightning_mbmarl.envs.base import EnvSpec, MultiAgentEnv, StepResult, TeamObservation, VectorMultiAgentEnv
+from lightning_mbmarl.envs.base import (
+    ActionKind,
+    EnvSpec,
+    MultiAgentEnv,
+    StepResult,
+    TeamObservation,
+    VectorMultiAgentEnv,
+)
 
 _FACTORIES: dict[str, Callable[..., MultiAgentEnv]] = {}
 _VECTOR_FACTORIES: dict[str, Callable[..., VectorMultiAgentEnv]] = {}
@@ -118,6 +125,7 @@ def env_spec(config: EnvConfig) -> EnvSpec:
 _register_builtin()
 
 __all__ = [
+    "ActionKind",
     "EnvConfig",
     "EnvSpec",
     "MultiAgentEnv",

@@ -85,3 +85,32 @@ def test_top_level_help_lists_the_commands_without_heavy_imports():
     for command in ("fit", "validate", "test", "dataset"):
         assert f"\n  {command} " in done.stdout
     assert "python -m lightning_mbmarl" in done.stdout and done.stdout.strip().endswith("LIGHT")
+
+
+def test_a_method_on_actions_it_does_not_learn_fails_at_start_naming_both(cli, quiet_cli_args):
+    """MAMBA declares discrete actions only (its capabilities); the Climb game has continuous ones."""
+    result = cli(
+        "fit",
+        "--config",
+        "conf/mamba_icg.yaml",
+        "--data.init_args.env.name=climb",
+        "--data.init_args.env.kwargs={}",
+        *quiet_cli_args,
+    )
+    assert result.returncode == 2
+    error = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1 and "MAMBA learns discrete actions only" in error[0], result.stderr[-2000:]
+    assert "'climb' has continuous actions" in error[0] and "Traceback" not in result.stderr
+
+
+def test_an_online_method_on_an_offline_data_module_fails_at_start_naming_the_right_one(tmp_path, cli, quiet_cli_args):
+    offline = tmp_path / "offline_icg.yaml"
+    offline.write_text(
+        "class_path: lightning_mbmarl.data.offline_datamodule.OfflineDataModule\n"
+        "init_args:\n  env: {name: icg, kwargs: {episode_length: 10}}\n"
+        f"  dataset_path: {tmp_path / 'icg.hdf5'}\n  make_if_missing: {{kind: icg, policy: neutral, episodes: 20}}\n"
+    )
+    result = cli("fit", "--config", "conf/mappo_icg.yaml", f"--data={offline}", *quiet_cli_args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "MAPPO learns from online data: use data.class_path " in result.stderr, result.stderr[-2000:]
+    assert "lightning_mbmarl.data.online_datamodule.OnlineDataModule, not OfflineDataModule" in result.stderr
