@@ -56,3 +56,44 @@ def test_ant_configs_end_model_rollouts_where_the_real_ant_ends_its_episode(name
     assert env._env.unwrapped._healthy_z_range == (rule.low, rule.high)
     env.close()
     monkeypatch.delenv("LIGHTNING_MBMARL_RUN_DIR", raising=False)
+
+
+def restated_defaults(config: Path) -> list[str]:
+    """The model options a config sets to the method's own default (``section.key``): the method's dataclasses hold
+    its defaults with their sources, a config states only what differs."""
+    import dataclasses
+    import importlib
+    import inspect
+
+    model = yaml.safe_load(config.read_text())["model"]
+    module, name = model["class_path"].rsplit(".", 1)
+    signature = inspect.signature(getattr(importlib.import_module(module), name).__init__)
+    restated = []
+    for section, values in (model.get("init_args") or {}).items():
+        default = signature.parameters[section].default if section in signature.parameters else None
+        if not (dataclasses.is_dataclass(default) and isinstance(values, dict)):
+            continue
+        for key, value in values.items():
+            known = getattr(default, key, inspect.Parameter.empty)
+            known = list(known) if isinstance(known, tuple) else known
+            if value == known and isinstance(value, bool) == isinstance(known, bool):
+                restated.append(f"{section}.{key}")
+    return restated
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_config_states_only_what_differs_from_the_defaults(config: Path):
+    restated = restated_defaults(config)
+    assert not restated, (
+        f"{config.name} restates the method's defaults {restated}: remove them (the dataclass "
+        "holds the default and its source; `fit --config ... --print_config` shows every value)"
+    )
+
+
+def test_a_restated_default_is_found(tmp_path: Path):
+    config = tmp_path / "restating.yaml"
+    config.write_text(
+        "model:\n  class_path: lightning_mbmarl.algorithms.mamba.MAMBA\n  init_args:\n"
+        "    mamba: {sequence_length: 20, model_updates: 30}\n    online: {batch_size: 40}\n"
+    )
+    assert restated_defaults(config) == ["mamba.sequence_length", "online.batch_size"]
