@@ -114,8 +114,11 @@ class OpponentWiseModelUsage:
             last_rollout=-1,
         )
 
-    def _model_optimizers(self) -> list[torch.optim.Optimizer]:
+    def configure_optimizers(self):
+        """The learner's optimizers (MASAC's or MADDPG's, next in the method resolution order), then the dynamics'
+        and the opponent models'."""
         return [
+            *super().configure_optimizers(),
             self.fast.adam(
                 self.dynamics.parameters(),
                 self.trainer_precision,
@@ -287,9 +290,6 @@ class AORPO(OpponentWiseModelUsage, MASAC):
         super().__init__(env_spec, online, masac, evaluation)
         self._init_model_usage(aorpo, world_model, opponent_model, fast)
 
-    def configure_optimizers(self):
-        return [*super().configure_optimizers(), *self._model_optimizers()]
-
 
 class AORDPG(OpponentWiseModelUsage, MADDPG):
     """AORPO's model usage on MADDPG (the paper's AORDPG)."""
@@ -307,6 +307,3 @@ class AORDPG(OpponentWiseModelUsage, MADDPG):
     ) -> None:
         super().__init__(env_spec, online, maddpg, evaluation)
         self._init_model_usage(aorpo, world_model, opponent_model, fast)
-
-    def configure_optimizers(self):
-        return [*super().configure_optimizers(), *self._model_optimizers()]
