@@ -135,12 +135,7 @@ class MOMAPPO(MultiAgentAlgorithm):
         super().on_fit_start()
         if self.counters["world_model_steps"] == 0:
             datamodule = self.trainer.datamodule
-            bounds = datamodule.bounds()
-            env = self.model_env
-            env.state_low.copy_(bounds["state_low"])
-            env.state_high.copy_(bounds["state_high"])
-            env.reward_low.copy_(bounds["reward_low"])
-            env.reward_high.copy_(bounds["reward_high"])
+            self.model_env.set_bounds(**datamodule.bounds())
             reference = datamodule.held_out_batch()
             self.ensemble.fit_normalizer(
                 reference["state"].to(self.device), reference["action_features"].flatten(-2).to(self.device)

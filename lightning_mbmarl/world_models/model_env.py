@@ -88,19 +88,16 @@ class EnsembleModelEnv(nn.Module):
         self.register_buffer("reward_low", torch.tensor(float(reward_low)))
         self.register_buffer("reward_high", torch.tensor(float(reward_high)))
 
-    @classmethod
-    def from_dataset(
-        cls,
-        model: GaussianEnsemble,
-        states: torch.Tensor,
-        rewards: torch.Tensor,
-        threshold: float,
-        termination: StateRangeTermination | None = None,
-    ) -> "EnsembleModelEnv":
-        """Bounding box of the dataset's ``states`` [n, S] (include the next states) and ``rewards`` [n]."""
-        return cls(
-            model, states.amin(0), states.amax(0), rewards.min().item(), rewards.max().item(), threshold, termination
-        )
+    @torch.no_grad()
+    def set_bounds(
+        self, state_low: torch.Tensor, state_high: torch.Tensor, reward_low: torch.Tensor, reward_high: torch.Tensor
+    ) -> None:
+        """Replace the bounding box (``state_*`` [S], ``reward_*`` scalars), e.g. with a dataset's
+        (``OfflineDataModule.bounds()``: states and next states, rewards); checkpointed with the module."""
+        self.state_low.copy_(state_low)
+        self.state_high.copy_(state_high)
+        self.reward_low.copy_(reward_low)
+        self.reward_high.copy_(reward_high)
 
     @torch.no_grad()
     def step(

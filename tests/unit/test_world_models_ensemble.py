@@ -300,7 +300,10 @@ def test_ensemble_learns_tiny_dynamics(one_thread: None):
     errors = held_out_errors(model, val)
     assert errors.max() < 1e-2, errors
     model.set_elites(select_elites(errors, 5))
-    env = EnsembleModelEnv.from_dataset(model, torch.cat([train["state"], train["next_state"]]), train["reward"], 1.0)
+    states = torch.cat([train["state"], train["next_state"]])
+    env = EnsembleModelEnv(model, torch.zeros(5), torch.zeros(5), 0.0, 0.0, 1.0)
+    env.set_bounds(states.amin(0), states.amax(0), train["reward"].min(), train["reward"].max())
+    assert env.state_low.tolist() == states.amin(0).tolist() and float(env.reward_high) == float(train["reward"].max())
     out = env.step(val["state"], val["action_features"], deterministic=True)
     assert torch.equal(out.terminal, val["terminal"])
     assert (out.next_state - val["next_state"]).abs().max() < 0.2
