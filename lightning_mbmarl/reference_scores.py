@@ -34,7 +34,7 @@ _RANDOM_SOURCE = (
     "weights and time limit), gymnasium-robotics 1.4.2, mujoco 4.0.0, gymnasium 1.3.0"
 )
 _ANT_EXPERT_SOURCE = (
-    "expert: mean return of 100 greedy episodes (evaluation seed 12345, mean length 962.6) of conf/policies/"
+    "expert: mean return of 100 greedy episodes (evaluation seed 12345, mean length 962.6) of policies/"
     "ant_expert.ckpt, online MAPPO after 2M environment steps of `python -m lightning_mbmarl fit --config "
     "conf/mappo_ant.yaml` (seed 0), measured with MultiAgentAlgorithm.evaluate(episodes=100, seed=12345) under full "
     "observability (the paper's D4RL expert, 3879.7, is gym Ant-v2 without contact cost)"
@@ -42,9 +42,9 @@ _ANT_EXPERT_SOURCE = (
 
 _REACHER_EXPERT_SOURCE = (
     "expert: mean of the two expert-mix teams' returns, each the mean of 100 greedy episodes (evaluation seed "
-    "12345) measured with MultiAgentAlgorithm.evaluate(episodes=100, seed=12345): conf/policies/reacher_cw.ckpt "
+    "12345) measured with MultiAgentAlgorithm.evaluate(episodes=100, seed=12345): policies/reacher_cw.ckpt "
     "-4.1502 (online MAPPO, `python -m lightning_mbmarl fit --config conf/mappo_reacher.yaml --seed_everything=0`, "
-    "1.5M steps) and conf/policies/reacher_ccw.ckpt -4.3663 (the same with --seed_everything=1); the paper's is "
+    "1.5M steps) and policies/reacher_ccw.ckpt -4.3663 (the same with --seed_everything=1); the paper's is "
     "-4.237"
 )
 
