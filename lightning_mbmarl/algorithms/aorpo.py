@@ -50,6 +50,7 @@ from lightning_mbmarl.world_models.opponent_models import (
     adaptive_rollout_lengths,
     ego_opponent_features,
 )
+from lightning_mbmarl.world_models.trainer import EnsembleFitting
 
 OPPONENT_ROLLOUTS = ("adaptive", "models", "real")
 
@@ -100,6 +101,7 @@ class OpponentWiseModelUsage:
         self.dynamics = EgoEnsembles(
             spec.n_agents, spec.state_dim, spec.n_agents * spec.action_dim, as_config(world_model, EnsembleConfig)
         )
+        self.dynamics_fitting = EnsembleFitting(self.dynamics, self.fast, "dynamics")
         self.opponent_models = OpponentModels(spec, as_config(opponent_model, OpponentModelConfig))
         self.register_buffer("opponent_errors", torch.zeros(spec.n_agents, spec.n_agents))
         self.register_buffer("opponent_model_steps", torch.zeros(spec.n_agents, spec.n_agents, dtype=torch.long))
@@ -169,13 +171,11 @@ class OpponentWiseModelUsage:
         if dynamics and self.counters["model_fits"] == 0:
             reference = to_device(datamodule.sample(4096))
             self.dynamics.ensemble.fit_normalizer(reference["state"], reference["action_features"].flatten(-2))
-        dynamics_loss = self.fast.compile("dynamics_loss", self.dynamics.loss)
         for _ in range(config.model_train_steps if dynamics else 0):
             batch = to_device(datamodule.sample(config.model_batch_size))
-            with self.fast.autocast(device):
-                losses = dynamics_loss(batch)
+            losses = self.dynamics_fitting.loss(batch, device)
             optimizer_step(self, dynamics_optimizer, losses["loss"], None)
-            logs["aorpo/dynamics_loss"] = losses["loss"].detach()
+            logs.update(self.dynamics_fitting.loss_logs(losses))
         for _ in range(config.opponent_train_steps if opponents else 0):
             batch = to_device(datamodule.sample(config.model_batch_size, recent=config.opponent_train_window))
             opponent = self.opponent_models.loss(batch["obs"], batch["avail"], batch["action"])
@@ -183,7 +183,7 @@ class OpponentWiseModelUsage:
             logs["aorpo/opponent_nll"] = opponent["nll"]
         recent = to_device(datamodule.sample(1024, recent=config.error_window))
         if dynamics:
-            logs["aorpo/dynamics_recent_error"] = self.dynamics.select_elites(recent).mean()
+            logs.update(self.dynamics_fitting.evaluate(recent, choose_elites=True, data="recent"))  # may be fitted data
             self.counters["model_fits"] += 1
         if opponents:
             self.opponent_errors.copy_(self.opponent_models.errors(recent["obs"], recent["avail"], recent["action"]))

@@ -32,12 +32,10 @@ from lightning_mbmarl.rollouts.ensemble_rollouts import ensemble_rollouts
 from lightning_mbmarl.world_models.ensemble import (
     EnsembleConfig,
     GaussianEnsemble,
-    ensemble_loss,
-    select_elites,
-    held_out_errors,
 )
 from lightning_mbmarl.world_models.model_env import EnsembleModelEnv
 from lightning_mbmarl.world_models.termination import StateRangeTermination
+from lightning_mbmarl.world_models.trainer import EnsembleFitting
 
 
 @dataclass
@@ -94,6 +92,7 @@ class MOMAPPO(MultiAgentAlgorithm):
             moma.uncertainty_threshold,
             StateRangeTermination.from_config(moma.known_termination, spec.state_dim),
         )
+        self.fitting = EnsembleFitting(ensemble, self.fast, "world_model")
         self.actor_critic = MAPPOActorCritic(spec, spec.state_dim, mappo)
         self.register_buffer("entropy_alpha", torch.full((spec.n_agents,), mappo.initial_entropy_alpha))
         self.counters.update(world_model_steps=0, policy_iterations=0, policy_updates=0, model_transitions=0)
@@ -152,28 +151,18 @@ class MOMAPPO(MultiAgentAlgorithm):
     def _world_model_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One ensemble gradient step (and, at the last one, the choice of elites); returns the values to log."""
         optimizer = self.optimizers()[0]
-        with self.fast.autocast(self.device):
-            losses = self.fast.compile("ensemble_loss", ensemble_loss)(self.ensemble, batch)
+        losses = self.fitting.loss(batch, self.device)
         optimizer_step(self, optimizer, losses["loss"], None, "world-model loss", self.counters["world_model_steps"])
         self.counters["world_model_steps"] += 1
-        step = self.counters["world_model_steps"]
-        values = {f"world_model/{k}": v.mean() for k, v in losses.items()}
-        if step % self.moma.world_model_log_interval == 0 or step == self.moma.world_model_steps:
-            errors = self._held_out_errors()  # identical on every rank: no synchronisation needed
-            values["world_model/held_out_error"] = errors.mean()
-            if step == self.moma.world_model_steps:
-                elites = select_elites(errors, self.ensemble.config.elites)
-                self.ensemble.set_elites(elites)
-                values["world_model/elite_held_out_error"] = errors[elites].mean()
-                # The learning curve's first point (policy iteration 0), as soon as the world-model phase ends.
+        step, last = self.counters["world_model_steps"], self.moma.world_model_steps
+        values = self.fitting.loss_logs(losses)
+        if step % self.moma.world_model_log_interval == 0 or step == last:
+            # the same split and synchronised weights on every rank: the same errors and elites, no communication
+            held_out = {k: v.to(self.device) for k, v in self.trainer.datamodule.held_out_batch().items()}
+            values.update(self.fitting.evaluate(held_out, choose_elites=step == last))
+            if step == last:  # the learning curve's first point (policy iteration 0), as the world-model phase ends
                 self._log_evaluation("eval", self.evaluation.episodes)
         return values
-
-    @torch.no_grad()
-    def _held_out_errors(self) -> torch.Tensor:
-        """Per-member held-out error [E] (identical on every rank: same split, same synchronised weights)."""
-        batch = {k: v.to(self.device) for k, v in self.trainer.datamodule.held_out_batch().items()}
-        return held_out_errors(self.ensemble, batch)
 
     def _policy_step(self) -> dict[str, torch.Tensor | float]:
         """One MAPPO minibatch step (after a new round of model rollouts when the last one is used up); returns the

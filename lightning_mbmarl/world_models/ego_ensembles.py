@@ -38,14 +38,19 @@ class EgoEnsembles(nn.Module):
         return ensemble_loss(self.ensemble, self._with_ego_rewards(batch))
 
     @torch.no_grad()
-    def select_elites(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Keep each ego's ``elites_per_ego`` members with the lowest held-out error; returns the errors [N M]."""
-        errors = held_out_errors(self.ensemble, self._with_ego_rewards(batch))
+    def held_out_errors(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Each member's error [N M] on ``batch``, against its ego's reward."""
+        return held_out_errors(self.ensemble, self._with_ego_rewards(batch))
+
+    @torch.no_grad()
+    def choose_elites(self, errors: torch.Tensor) -> torch.Tensor:
+        """Keep each ego's ``elites_per_ego`` members with the lowest ``errors`` [N M]; returns their global indices."""
         per_ego = errors.view(self.n_agents, self.members_per_ego)
         local = per_ego.topk(self.elites_per_ego, dim=1, largest=False).indices  # [N, K]
         offsets = torch.arange(self.n_agents, device=local.device).unsqueeze(1) * self.members_per_ego
-        self.ensemble.set_elites((local + offsets).flatten())
-        return errors
+        elites = (local + offsets).flatten()
+        self.ensemble.set_elites(elites)
+        return elites
 
     @torch.no_grad()
     def step(

@@ -121,6 +121,21 @@ class GaussianEnsemble(nn.Module):
             raise ValueError(f"elite indices must be distinct members in [0, {self.members}), got {indices.tolist()}")
         self.elite_indices.copy_(indices)
 
+    # What world_models/trainer.py:EnsembleFitting fits through (EgoEnsembles offers the same three).
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """:func:`ensemble_loss` of every member on ``batch`` (bootstrap weights drawn per member)."""
+        return ensemble_loss(self, batch)
+
+    def held_out_errors(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """:func:`held_out_errors` [E] on ``batch``."""
+        return held_out_errors(self, batch)
+
+    def choose_elites(self, errors: torch.Tensor) -> torch.Tensor:
+        """Keep the ``config.elites`` members with the lowest ``errors`` [E]; returns their indices."""
+        elites = select_elites(errors, self.config.elites)
+        self.set_elites(elites)
+        return elites
+
     def forward(self, state: torch.Tensor, joint_action: torch.Tensor) -> EnsemblePrediction:
         """Predict for every member.
 

@@ -323,3 +323,20 @@ def test_checkpoint_round_trip_keeps_normalizer_and_elites():
     assert restored.elite_indices.tolist() == [3, 1]
     state, action = torch.randn(5, 3), torch.randn(5, 4)
     assert torch.equal(restored(state, action).next_state_mean, model(state, action).next_state_mean)
+
+
+def test_ego_elites_are_chosen_per_ego_and_the_fitting_logs_their_errors():
+    from lightning_mbmarl.nn.fast_path import FastPath, FastPathConfig
+    from lightning_mbmarl.world_models.ego_ensembles import EgoEnsembles
+    from lightning_mbmarl.world_models.trainer import EnsembleFitting
+
+    dynamics = EgoEnsembles(2, 3, 4, EnsembleConfig(members=3, elites=2, hidden=(8,)))
+    errors = torch.tensor([0.3, 0.1, 0.2, 0.9, 0.5, 0.7])  # ego 0: members 0-2, ego 1: members 3-5
+    dynamics.held_out_errors = lambda batch: errors  # the example's errors, whatever the batch
+    fitting = EnsembleFitting(dynamics, FastPath(FastPathConfig(bf16="off")), "dynamics")
+    logs = fitting.evaluate({}, choose_elites=True, data="recent")
+    # each ego keeps its two best: members 1, 2 and 4, 5; their mean error (0.1 + 0.2 + 0.5 + 0.7) / 4 = 0.375
+    assert sorted(dynamics.ensemble.elite_indices.tolist()) == [1, 2, 4, 5]
+    assert logs["dynamics/recent_error"] == pytest.approx(2.7 / 6)
+    assert logs["dynamics/elite_recent_error"] == pytest.approx(0.375)
+    assert set(fitting.evaluate({}, choose_elites=False)) == {"dynamics/held_out_error"}
