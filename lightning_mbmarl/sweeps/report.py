@@ -76,17 +76,20 @@ def _check_cell(cell: Sequence[Mapping[str, str]], groups: list[str], where: str
 
 def final_table(spec: Mapping, rows: Sequence[Mapping[str, str]], groups: list[str]) -> str:
     """``kind: final``: rows x columns of the final metric, mean ± spread over seeds; a column with
-    ``references`` (the paper's values) is followed by them."""
+    ``references`` (the paper's values, keyed by the column's value, or by the metric where ``columns`` is null) is
+    followed by them."""
     rows = _select(rows, spec.get("where") or {})
     labels, metric, references = spec.get("labels") or {}, spec["metric"], spec.get("references") or {}
     row_values = _ordered((r[spec["rows"]] for r in rows), labels)
     column_key = spec.get("columns")
     column_values = _ordered((r[column_key] for r in rows), labels) if column_key else [None]
     header = [spec.get("title") or spec["rows"]]
+    reference_key = {column: metric if column is None else column for column in column_values}
     for column, text in zip(column_values, _column_headers(spec, column_values)):
         header.append(text)
-        if column in references:
-            header.append(f"{labels.get(column, column)} ({spec.get('reference_label', 'paper')})")
+        if reference_key[column] in references:
+            name = text if column is None else labels.get(column, column)
+            header.append(f"{name} ({spec.get('reference_label', 'paper')})")
     lines = [_markdown_row(header), _markdown_row(["---"] * len(header))]
     for value in row_values:
         cells = [labels.get(value, value)]
@@ -99,8 +102,8 @@ def final_table(spec: Mapping, rows: Sequence[Mapping[str, str]], groups: list[s
                 if cell
                 else "–"
             )
-            if column in references:
-                cells.append(str(references[column].get(value, "–")))
+            if reference_key[column] in references:
+                cells.append(str(references[reference_key[column]].get(value, "–")))
         lines.append(_markdown_row(cells))
     return "\n".join(lines)
 

@@ -435,3 +435,23 @@ def test_config_groups_choose_a_points_config_budget_and_ablation(monkeypatch):
     # released settings exist for AORPO and MASAC only: the grid fails before any job, naming the missing config
     with pytest.raises(SweepError, match="no config file conf/aordpg_mpe_spread_released.yaml"):
         check_sweep(REPO / "conf" / "sweeps", "aorpo_mpe_spread", ["mpe_spread/settings=released"])
+
+
+def test_a_single_column_final_table_takes_its_references_by_metric():
+    rows = [_row("a", 0, 100, 1.0), _row("a", 1, 100, 3.0)]
+    spec = {
+        "kind": "final",
+        "metric": "eval/return",
+        "rows": "experiment",
+        "columns": None,
+        "spread": "std",
+        "digits": 1,
+        "title": "final",
+        "references": {"eval/return": {"a": "2.5 ± 0.1"}},
+        "reference_label": "paper",
+    }
+    assert final_table(spec, rows, ["experiment"]).splitlines() == [
+        "| final | eval/return | eval/return (paper) |",
+        "| --- | --- | --- |",
+        "| a | 2.0 ± 1.4 | 2.5 ± 0.1 |",
+    ]
