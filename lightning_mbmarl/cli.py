@@ -18,11 +18,13 @@ from pathlib import Path
 
 from jsonargparse import ArgumentError, Namespace
 import torch
+import yaml
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_mbmarl.callbacks.graceful_stop import GracefulStop
 from lightning_mbmarl.cli_errors import VERBOSE_ENV, short_message
+from lightning_mbmarl.config_includes import expand_config_includes
 from lightning_mbmarl.data.hdf5_format import DatasetError
 from lightning_mbmarl.nn.fast_path import keep_freed_memory, native_bf16
 from lightning_mbmarl.slurm import LAST_CHECKPOINT, job_run_dir, slurm_job
@@ -206,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     verbose = bool(os.environ.get(VERBOSE_ENV)) or "--verbose" in words
     words = [w for w in words if w != "--verbose"]
     launching = RUN_DIR_ENV not in os.environ
+    try:
+        words = expand_config_includes(words)
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        print(f"python -m lightning_mbmarl: error: {error}", file=sys.stderr)
+        return 2
     sys.argv = sys.argv[:1] + words  # LightningCLI reads its arguments from there (DDP workers re-run them)
     try:
         cli = build_cli()
@@ -263,7 +270,7 @@ def check_arguments(args: list[str]) -> None:
     any job starts."""
     argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI warns when the process has arguments of its own
     try:
-        _ParseOnlyCLI(args=args, **_cli_kwargs())
+        _ParseOnlyCLI(args=expand_config_includes(args), **_cli_kwargs())
     except _ArgumentsParsed:
         return
     except BaseException as error:
@@ -287,4 +294,4 @@ def _cli_kwargs() -> dict:
 def build_cli(args: list[str] | None = None, run: bool = True) -> MBMARLCLI:
     """The package's LightningCLI; ``run=False`` only parses and instantiates (config checks, notebooks)."""
     keep_freed_memory()
-    return MBMARLCLI(args=args, run=run, **_cli_kwargs())
+    return MBMARLCLI(args=None if args is None else expand_config_includes(args), run=run, **_cli_kwargs())

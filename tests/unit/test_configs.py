@@ -7,6 +7,7 @@ import yaml
 
 from lightning_mbmarl.algorithms.base import MultiAgentAlgorithm
 from lightning_mbmarl.cli import build_cli
+from lightning_mbmarl.config_includes import include_chain
 from lightning_mbmarl.envs import EnvConfig, make_env
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "conf").glob("*.yaml"))
@@ -19,9 +20,10 @@ def test_there_are_configs():
 def skip_if_the_game_is_missing(config: Path) -> None:
     """Configs of the ``smacv2`` environment need StarCraft II, which the data module builds to read the env spec:
     skip them where building the environment is what fails (the game or smacv2 is not installed)."""
-    data = yaml.safe_load(config.read_text())["data"]
-    if isinstance(data, str):  # the data module's config is a file of its own, relative to this one
-        data = yaml.safe_load((config.parent / data).read_text())
+    defining = [c for c in include_chain(config) if "data" in yaml.safe_load(c.read_text())][-1]
+    data = yaml.safe_load(defining.read_text())["data"]
+    if isinstance(data, str):  # the data module's config is a file of its own, relative to the file naming it
+        data = yaml.safe_load((defining.parent / data).read_text())
     env = data["init_args"]["env"]
     if env["name"] != "smacv2":
         return
