@@ -32,6 +32,7 @@ LAYERS = {
     "render": 4,
     "cli": 4,
     "cli_errors": 4,
+    "config_includes": 4,
     "__main__": 4,
     "__init__": 4,
     "sweeps": 4,
