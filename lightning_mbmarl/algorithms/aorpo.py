@@ -32,7 +32,7 @@ from lightning_mbmarl.algorithms.maddpg import MADDPG
 from lightning_mbmarl.algorithms.masac import MASAC
 from lightning_mbmarl.algorithms.optimization import optimizer_step
 from lightning_mbmarl.algorithms.online import OnlineConfig
-from lightning_mbmarl.data.encoding import encode_actions
+from lightning_mbmarl.envs.actions import encode_actions
 from lightning_mbmarl.data.online_datamodule import OnlineDataModule
 from lightning_mbmarl.data.replay_buffer import TransitionStore
 from lightning_mbmarl.envs import EnvSpec

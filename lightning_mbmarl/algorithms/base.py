@@ -72,6 +72,23 @@ class CapabilityError(ValueError):
     in one line)."""
 
 
+def check_action_kind_options(method: str, spec: EnvSpec, sections: dict[str, Any], options: dict[str, str]) -> None:
+    """Fail at start when an option that means something for one action kind only is set for an environment of the
+    other: ``options`` maps ``"section.key"`` to its kind, ``sections`` each section's dataclass config; an option
+    counts as set where it differs from its dataclass default. Raises :class:`CapabilityError` naming the option, its
+    value and the environment."""
+    for path, kind in options.items():
+        section, key = path.split(".")
+        config = sections[section]
+        default = {f.name: f.default for f in dataclasses.fields(config)}[key]
+        value = getattr(config, key)
+        if kind != spec.action_kind and value != default:
+            raise CapabilityError(
+                f"{method}: {path}={value!r} applies to {kind} actions only; environment {spec.name!r} has "
+                f"{spec.action_kind} actions: remove the option (its default is {default!r})"
+            )
+
+
 #: the data module class each kind of data needs
 DATA_MODULES = {"online": OnlineDataModule, "offline": OfflineDataModule}
 

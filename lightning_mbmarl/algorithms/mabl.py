@@ -85,7 +85,8 @@ class MABL(MAMBA):
     def act(self, obs: torch.Tensor, avail: torch.Tensor, history: History, greedy: bool) -> torch.Tensor:
         """Each agent filters its own agent level (its observation ``[E, N, O]`` and last action) and acts on
         ``[h^a, z^a]``: nothing global is read."""
-        return self.actor_critic.act_on_policy_features(self.filtered(obs, history, greedy).features, avail, greedy)[0]
+        features = self.filtered(obs, history, greedy).features
+        return self.executed(self.actor_critic.act_on_policy_features(features, avail, greedy)[0])
 
     # ------------------------------------------------------------------------------------------- learning
     def learn_world_model(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

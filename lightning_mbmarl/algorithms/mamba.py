@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from lightning_mbmarl.algorithms.base import Capabilities, EvaluationConfig, as_config
+from lightning_mbmarl.algorithms.base import EvaluationConfig, as_config, check_action_kind_options
 from lightning_mbmarl.algorithms.optimization import mappo_step, optimizer_step
 from lightning_mbmarl.algorithms.online import OnlineAlgorithm, OnlineConfig
 from lightning_mbmarl.data.online_datamodule import OnlineDataModule
@@ -81,6 +80,15 @@ MAMBA_PPO = MAPPOConfig(
 )
 
 
+#: options of one action kind only: the availability head's (discrete); the Gaussian policy's (continuous)
+ACTION_KIND_OPTIONS = {
+    "world_model.avail_scale": "discrete",
+    "world_model.avail_threshold": "discrete",
+    "mappo.min_std": "continuous",
+    "mappo.action_penalty_coef": "continuous",
+}
+
+
 @contextmanager
 def evaluation_mode(module: nn.Module) -> Iterator[None]:
     """``module`` in eval mode (no dropout) inside the block, its previous mode restored after."""
@@ -93,9 +101,8 @@ def evaluation_mode(module: nn.Module) -> Iterator[None]:
 
 
 class MAMBA(OnlineAlgorithm):
-    """MAMBA on an :class:`OnlineDataModule` with a discrete-action environment (see the module docstring)."""
-
-    capabilities = Capabilities(action_kinds=("discrete",))  # categorical latents over one-hot actions
+    """MAMBA on an :class:`OnlineDataModule` (see the module docstring): discrete actions as in the paper, or
+    continuous ones (:mod:`~lightning_mbmarl.world_models.action_format`, a Gaussian policy)."""
 
     def __init__(
         self,
@@ -113,6 +120,12 @@ class MAMBA(OnlineAlgorithm):
         self.fast = FastPath(as_config(fast, FastPathConfig))
         self.mamba, self.mappo_config = as_config(mamba, MAMBAConfig), as_config(mappo, MAPPOConfig)
         self.world_model = self.build_world_model(world_model)
+        check_action_kind_options(
+            type(self).__name__,
+            self.env_spec,
+            {"world_model": self.world_model.config, "mappo": self.mappo_config},
+            ACTION_KIND_OPTIONS,
+        )
         self.actor_critic = self.build_actor_critic(as_config(critic, AttentionCriticConfig))
         alpha = torch.full((self.env_spec.n_agents,), self.mappo_config.initial_entropy_alpha)
         self.register_buffer("entropy_alpha", alpha)  # fixed unless mappo.entropy_coef_lr > 0
@@ -149,7 +162,13 @@ class MAMBA(OnlineAlgorithm):
     @torch.no_grad()
     def act(self, obs: torch.Tensor, avail: torch.Tensor, history: History, greedy: bool) -> torch.Tensor:
         """Filter each copy's posterior with the last action and ``obs [E, N, O]``, then act on its features."""
-        return self.actor_critic.act(self.filtered(obs, history, greedy).features, avail, greedy)[0]
+        return self.executed(self.actor_critic.act(self.filtered(obs, history, greedy).features, avail, greedy)[0])
+
+    def executed(self, actions: torch.Tensor) -> torch.Tensor:
+        """The actions the environment gets: continuous ones clipped to the action box (so replay, and the world
+        model trained on it, hold what was executed); discrete choices as they are."""
+        spec = self.env_spec
+        return actions if spec.discrete else actions.clamp(spec.action_low, spec.action_high)
 
     def filtered(self, obs: torch.Tensor, history: History, greedy: bool) -> RSSMState:
         """Each copy's filter advanced by the last action and ``obs [E, N, O]`` (``world_model.filter_step``):
@@ -161,7 +180,7 @@ class MAMBA(OnlineAlgorithm):
         state = self._filters.get(greedy)
         if state is None or state.deter.shape[0] != obs.shape[0]:  # a new stream (e.g. after warm-up): restart
             state, is_first = self.world_model.filter_start(is_first.shape), torch.ones_like(is_first)
-        with evaluation_mode(self.world_model):  # the last actions, one-hot [E, N, A]
+        with evaluation_mode(self.world_model):  # the last actions, encoded [E, N, A]: one-hot, or as executed
             state = self.world_model.filter_step(state, history_action[:, :, -1], obs, is_first)
         self._filters[greedy] = state
         return state
@@ -262,7 +281,7 @@ class MAMBA(OnlineAlgorithm):
             state = self.first_posterior(sequences)
             rollout = self.rollout_model(steps)
             predicted = []
-            actions = F.one_hot(sequences["action"].long(), model.action_dim).float()  # [B, H + 1, N, A]
+            actions = model.actions.inputs(sequences["action"])  # [B, H + 1, N, A]
             for t in range(steps):
                 state = rollout.imagine_step(state, actions[:, t])
                 predicted.append(torch.where(model.obs_mask, model.decode(state.features).float(), 0.0))

@@ -17,7 +17,7 @@ import torch
 
 from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
 from lightning_mbmarl.algorithms.optimization import mappo_step
-from lightning_mbmarl.data.encoding import encode_actions
+from lightning_mbmarl.envs.actions import encode_actions
 from lightning_mbmarl.envs import EnvSpec
 from lightning_mbmarl.learners.gae import timeout_gae
 from lightning_mbmarl.learners.mappo import MAPPOActorCritic, MAPPOConfig

@@ -8,7 +8,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import torch
 
-from lightning_mbmarl.data.encoding import encode_actions
+from lightning_mbmarl.envs.actions import encode_actions
 from lightning_mbmarl.data.hdf5_format import FORMAT_VERSION, OfflineDataset
 from lightning_mbmarl.envs import EnvConfig, EnvSpec, StepResult, TeamObservation, make_vector_env
 from lightning_mbmarl.envs.observation import StateObserver

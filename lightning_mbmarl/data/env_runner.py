@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from lightning_mbmarl.data.encoding import encode_actions
+from lightning_mbmarl.envs.actions import encode_actions
 from lightning_mbmarl.data.replay_buffer import StepRecord
 from lightning_mbmarl.envs.base import VectorMultiAgentEnv
 from lightning_mbmarl.learners.memory import History, clear_histories, empty_history, push_history

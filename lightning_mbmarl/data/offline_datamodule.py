@@ -16,7 +16,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, IterableDataset
 
 from lightning_mbmarl.data.dataset_tool import example_recipe, make_command_hint, make_dataset_from_recipe
-from lightning_mbmarl.data.encoding import encode_actions, resolve_history_length
+from lightning_mbmarl.data.encoding import resolve_history_length
+from lightning_mbmarl.envs.actions import encode_actions
 from lightning_mbmarl.data.hdf5_format import DatasetError, OfflineDataset, read_dataset
 from lightning_mbmarl.envs import EnvConfig, env_spec
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from lightning_mbmarl.data.encoding import encode_actions
+from lightning_mbmarl.envs.actions import encode_actions
 from lightning_mbmarl.envs.base import EnvSpec
 
 

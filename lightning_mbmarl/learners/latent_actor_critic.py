@@ -1,5 +1,12 @@
-"""MAMBA's learner on world-model features: a per-agent categorical policy and an attention critic, trained with the
-foundation's MAPPO loss (:func:`~lightning_mbmarl.learners.mappo.ppo_loss`) on imagined trajectories.
+"""MAMBA's learner on world-model features: a per-agent policy and an attention critic, trained with the package's
+MAPPO loss (:func:`~lightning_mbmarl.learners.mappo.ppo_loss`) on imagined trajectories.
+
+The policy is categorical for discrete actions; for continuous ones it is the package MAPPO's Gaussian
+(:class:`~lightning_mbmarl.learners.policies.GaussianPolicy`: state-dependent mean and std, no tanh squashing), with
+its entropy handling (the adaptive per-agent entropy bonus) and its action-bound penalty (MOMA-PPO A.1) in
+``ppo_loss``. A sampled action is kept as sampled for its log-probability and clipped to the action box where it
+enters the world model (imagination) or the environment (acting), so both only ever see actions in the box. (The
+released MAMBA and MABL code have no continuous policy; bounded by clipping, not squashed, is this package's choice.)
 
 Both read the latent features ``[deter, stoch]`` of :class:`~lightning_mbmarl.world_models.rssm.RSSMState`
 (``[..., N, F]``). The policy is masked by an availability mask (the world model's prediction in imagination, the
@@ -19,7 +26,7 @@ key               shape / dtype           meaning
 ``deter``         float ``[M, N, D]``     deterministic part of the state the action was taken in
 ``hot``           int64 ``[M, N, C]``     columns of its features holding its sampled classes' 1s
 ``avail``         bool ``[M, N, A]``      predicted availability the policy acted under
-``action``        int64 ``[M, N]``        actions taken
+``action``        int64 ``[M, N]``        actions taken (continuous: float ``[M, N, A]``, as sampled)
 ``old_log_prob``  float ``[M, N]``        their log-probabilities under the acting policy
 ``advantage``     float ``[M]``           team advantage (timeout-aware GAE)
 ``return``        float ``[M]``           team return target of the critic
@@ -38,8 +45,8 @@ from torch import nn
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.gae import timeout_gae
 from lightning_mbmarl.learners.mappo import MAPPOConfig
-from lightning_mbmarl.learners.policies import CategoricalPolicy
-from lightning_mbmarl.nn.distributions import MaskedCategorical
+from lightning_mbmarl.learners.policies import make_policy
+from lightning_mbmarl.nn.distributions import Distribution
 from lightning_mbmarl.nn.fast_path import Float32OutputLinear
 from lightning_mbmarl.nn.one_hot_input import LatentLayout, OneHotInputMLP
 from lightning_mbmarl.nn.attention import AgentAttention
@@ -97,15 +104,15 @@ class LatentActorCritic(nn.Module):
         policy_layout: LatentLayout | None = None,
     ) -> None:
         super().__init__()
-        if not spec.discrete:
-            raise ValueError(f"LatentActorCritic: {spec.name!r} has continuous actions; MAMBA's policy is categorical")
         self.spec, self.layout, self.config = spec, layout, config
         # The policy may read a part of the features: the first policy_layout.deter dense columns and the first
         # policy_layout.categoricals one-hot blocks (MABL: each agent's own level, [h^a, z^a] of [h^a, h^g, z^a, z^g]).
         self.policy_layout = policy_layout or layout
         if self.policy_layout.deter > layout.deter or self.policy_layout.categoricals > layout.categoricals:
             raise ValueError(f"LatentActorCritic: policy_layout {self.policy_layout} must be a part of {layout}")
-        self.policy = CategoricalPolicy(spec, self.policy_layout.width, config.hidden, config.share_parameters)
+        self.policy = make_policy(
+            spec, self.policy_layout.width, config.hidden, config.share_parameters, config.min_std
+        )
         self.critic = AttentionCritic(spec.n_agents, layout.width, config.hidden, critic)
 
     def policy_inputs(self, deter: torch.Tensor, hot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,7 +123,12 @@ class LatentActorCritic(nn.Module):
             return deter, hot
         return deter[..., : p.deter], hot[..., : p.categoricals] - (self.layout.deter - p.deter)
 
-    def distribution(self, features: torch.Tensor, avail: torch.Tensor) -> MaskedCategorical:
+    @property
+    def action_mask(self) -> torch.Tensor:
+        """bool ``[N, A]``: each agent's real choices / dimensions (what ``ppo_loss``'s action penalty reads)."""
+        return self.policy.action_mask
+
+    def distribution(self, features: torch.Tensor, avail: torch.Tensor) -> Distribution:
         """The policy on latent features ``[..., N, F]`` under availability bool ``[..., N, A]``."""
         return self.policy.forward_one_hot(*self.policy_inputs(*self.layout.split(features)), avail)
 
@@ -124,7 +136,8 @@ class LatentActorCritic(nn.Module):
     def act(
         self, features: torch.Tensor, avail: torch.Tensor, greedy: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Actions int64 ``[..., N]`` (sampled, or the most likely) and their float32 log-probs ``[..., N]``."""
+        """Actions (int64 ``[..., N]``, or continuous ``[..., N, A]``, unclipped) sampled or the most likely, and their
+        float32 log-probs ``[..., N]``."""
         return self._choose(self.distribution(features, avail), greedy)
 
     @torch.no_grad()
@@ -136,7 +149,7 @@ class LatentActorCritic(nn.Module):
         return self._choose(self.policy.forward_one_hot(*self.policy_layout.split(features), avail), greedy)
 
     @staticmethod
-    def _choose(dist: MaskedCategorical, greedy: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _choose(dist: Distribution, greedy: bool) -> tuple[torch.Tensor, torch.Tensor]:
         actions = dist.mode() if greedy else dist.sample()
         return actions, dist.log_prob(actions)
 

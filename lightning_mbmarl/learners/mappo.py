@@ -81,6 +81,11 @@ class MAPPOActorCritic(nn.Module):
         self.critic = AgentMLP(spec.n_agents, self.actor.feature_dim, 1, config.hidden, config.share_parameters)
         self.mixer = ValueMixer(spec.n_agents, state_dim, config.hidden, config.monotonic_mixer)
 
+    @property
+    def action_mask(self) -> torch.Tensor:
+        """bool ``[N, A]``: each agent's real choices / dimensions (what the action penalty reads)."""
+        return self.actor.policy.action_mask
+
     def act(
         self,
         obs: torch.Tensor,
@@ -171,9 +176,7 @@ def ppo_loss(
     if model.spec.discrete:
         action_penalty = torch.zeros((), device=log_prob.device)
     else:
-        error = action_bound_penalty(
-            batch["action"], model.spec.action_low, model.spec.action_high, model.actor.policy.action_mask
-        )
+        error = action_bound_penalty(batch["action"], model.spec.action_low, model.spec.action_high, model.action_mask)
         action_penalty = torch.max((ratio * error).mean(dim=0), (clipped_ratio * error).mean(dim=0)).mean()
 
     loss = policy_loss + config.value_coef * value_loss + entropy_bonus + config.action_penalty_coef * action_penalty

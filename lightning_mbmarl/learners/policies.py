@@ -63,7 +63,16 @@ class GaussianPolicy(nn.Module):
 
     def forward(self, features: torch.Tensor, avail: torch.Tensor | None = None) -> PaddedGaussian:
         """avail is accepted for the common interface and ignored (continuous actions are always available)."""
-        mean, raw_std = self.net(features).float().chunk(2, dim=-1)
+        return self.distribution(self.net(features))
+
+    def forward_one_hot(self, dense: torch.Tensor, hot: torch.Tensor, avail: torch.Tensor | None) -> PaddedGaussian:
+        """:meth:`forward` on features given as ``dense [..., N, d]`` and hot columns int64 ``[..., N, J]``
+        (:meth:`AgentMLP.forward_one_hot`)."""
+        return self.distribution(self.net.forward_one_hot(dense, hot))
+
+    def distribution(self, outputs: torch.Tensor) -> PaddedGaussian:
+        """The Gaussian of the network's outputs ``[..., N, 2A]`` (means, then raw standard deviations)."""
+        mean, raw_std = outputs.float().chunk(2, dim=-1)
         return PaddedGaussian(mean, F.softplus(raw_std) + self.min_std, self.action_mask)
 
 

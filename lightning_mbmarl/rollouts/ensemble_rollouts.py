@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from lightning_mbmarl.data.encoding import encode_actions
+from lightning_mbmarl.envs.actions import encode_actions
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.envs.observation import StateObserver
 from lightning_mbmarl.learners.gae import timeout_gae

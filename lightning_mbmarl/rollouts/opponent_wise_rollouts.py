@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from lightning_mbmarl.data.encoding import encode_actions
+from lightning_mbmarl.envs.actions import encode_actions
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.envs.observation import StateObserver
 from lightning_mbmarl.world_models.ego_ensembles import EgoEnsembles

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from lightning_mbmarl.learners.policies import CategoricalPolicy
+from lightning_mbmarl.learners.policies import CategoricalPolicy, GaussianPolicy
 from lightning_mbmarl.nn.one_hot_input import OneHotInputMLP
 from lightning_mbmarl.world_models.model_reward import ModelRewardPredictor
 from lightning_mbmarl.world_models.rssm import RSSMState, RSSMWorldModel, sample_classes
@@ -88,14 +88,14 @@ class LookAhead:
         self,
         model: RSSMWorldModel,
         predictor: ModelRewardPredictor,
-        policy: CategoricalPolicy,
+        policy: CategoricalPolicy | GaussianPolicy,
         dtype: torch.dtype = torch.float32,
     ) -> None:
         if dtype != torch.float32:
             model, predictor, policy = (copy.deepcopy(net).to(dtype) for net in (model, predictor, policy))
         self.model, self.policy, self.dtype = model, policy, dtype
         self.transition_input = OneHotInputMLP(model.transition_input)
-        self.avail_head = OneHotInputMLP(model.avail_head)
+        self.avail_head = OneHotInputMLP(model.avail_head) if model.actions.discrete else None
         self.error_net = OneHotInputMLP(predictor.net)
         c = model.config
         self.class_columns = c.classes * torch.arange(c.categoricals, device=model.obs_mask.device)  # [C]
@@ -115,8 +115,13 @@ class LookAhead:
         return self._on_features(self.error_net, deter, classes).squeeze(-1).float().sum(dim=-1)
 
     def act(self, deter: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        """The policy's sampled actions int64 ``[..., N]`` under the predicted availability."""
-        avail = self.model.avail_from_logits(self._on_features(self.avail_head, deter, classes))
+        """The policy's sampled actions (int64 ``[..., N]``, or continuous ``[..., N, A]``) under the predicted
+        availability."""
+        model = self.model
+        if self.avail_head is None:
+            avail = model.actions.all_available(deter.shape[:-2], model.action_mask)
+        else:
+            avail = model.avail_from_logits(self._on_features(self.avail_head, deter, classes))
         return self.policy.forward_one_hot(deter, self._hot(deter, classes), avail).sample()
 
     def score(self, deter: torch.Tensor, classes: torch.Tensor, horizon: int) -> torch.Tensor:
@@ -132,10 +137,15 @@ class LookAhead:
     def step(
         self, deter: torch.Tensor, classes: torch.Tensor, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The transition prior after actions int64 ``[..., N]``: the next ``(deter, classes)``."""
+        """The transition prior after actions (int64 ``[..., N]``, or continuous ``[..., N, A]``, the dense first
+        columns of the transition input): the next ``(deter, classes)``."""
         model = self.model
-        hot = torch.cat([actions.unsqueeze(-1), model.action_dim + self.class_columns + classes], dim=-1)
-        x = self.transition_input(None, hot.reshape(1, -1, hot.shape[-1])).view(*hot.shape[:-1], -1)
+        hot = model.action_dim + self.class_columns + classes
+        if model.actions.discrete:
+            dense, hot = None, torch.cat([actions.unsqueeze(-1), hot], dim=-1)
+        else:
+            dense = model.actions.inputs(actions).to(self.dtype).reshape(1, -1, model.action_dim)
+        x = self.transition_input(dense, hot.reshape(1, -1, hot.shape[-1])).view(*hot.shape[:-1], -1)
         deter = model.advance(x, deter)
         logits = model.prior_head(deter).unflatten(-1, (model.config.categoricals, model.config.classes))
         return deter, sample_classes(logits.float())
@@ -145,14 +155,14 @@ class LookAhead:
 def plan_prediction(
     model: RSSMWorldModel,
     predictor: ModelRewardPredictor,
-    policy: CategoricalPolicy,
+    policy: CategoricalPolicy | GaussianPolicy,
     state: RSSMState,
     actions: torch.Tensor,
     horizon: int,
     candidates: int,
     look: LookAhead | None = None,
 ) -> Plan:
-    """Plan the prediction for ``state [B, N]`` under action one-hots ``actions [B, N, A]`` with ``candidates``
+    """Plan the prediction for ``state [B, N]`` under action inputs ``actions [B, N, A]`` with ``candidates``
     trajectories of ``horizon`` steps (see the module docstring); ``policy`` samples the candidates' later actions.
 
     ``look``: the look-ahead networks (default: float32 ones built here). The candidates' first step, which the
@@ -186,7 +196,7 @@ class PlanningToPredict:
         self,
         model: RSSMWorldModel,
         predictor: ModelRewardPredictor,
-        policy: CategoricalPolicy,
+        policy: CategoricalPolicy | GaussianPolicy,
         config: PlanningConfig,
         rollout_length: int,
     ) -> None:
@@ -196,7 +206,7 @@ class PlanningToPredict:
             self.look = LookAhead(model, predictor, policy, LOOKAHEAD_DTYPES[config.lookahead_dtype])
 
     def imagine_step(self, state: RSSMState, actions: torch.Tensor) -> RSSMState:
-        """The planned prediction ``[B, N]`` after ``state [B, N]`` and action one-hots ``[B, N, A]``."""
+        """The planned prediction ``[B, N]`` after ``state [B, N]`` and action inputs ``[B, N, A]``."""
         horizon = self.config.horizon
         if self.config.within_rollout:
             horizon = max(1, min(horizon, self.rollout_length - self.steps_taken))

@@ -3,7 +3,8 @@
 ``L = L_ELBO + L_r + L_y + L_A + L_a`` with ``L_ELBO`` = observation reconstruction + the balanced KL of the agent
 level + the balanced KL of the global level. As in the released code: every weight 1, terms are means (over steps
 and agents, over steps and global latents for the global KL), no free nats, smooth-L1 reconstruction summed over
-observation entries and smooth-L1 reward, Bernoulli continuation and availability, cross-entropy action decoder.
+observation entries and smooth-L1 reward, Bernoulli continuation and availability, cross-entropy action decoder
+(continuous actions: no availability term, a Gaussian action decoder).
 The term functions are MAMBA's (:mod:`~lightning_mbmarl.world_models.rssm_losses`).
 """
 
@@ -13,9 +14,8 @@ import torch
 
 from lightning_mbmarl.world_models.bilevel_rssm import BiLevelConfig, BiLevelState, BiLevelWorldModel
 from lightning_mbmarl.world_models.rssm_losses import (
-    avail_loss,
-    info_loss,
     kl_balanced,
+    model_avail_loss,
     pcont_loss,
     reconstruction_loss,
     reward_loss,
@@ -55,8 +55,8 @@ def bilevel_world_model_loss(
         "recon": reconstruction_loss(model.decode(after), batch["next_obs"], model.obs_mask),
         "reward": reward_loss(model.reward(after), reward),
         "pcont": pcont_loss(model.pcont_logit(after), continues),
-        "avail": avail_loss(model.avail_logits(after), batch["next_avail"], model.action_mask),
-        "info": info_loss(model.action_logits(before), batch["action"], model.action_mask),
+        "avail": model_avail_loss(model, after, batch["next_avail"]),
+        "info": model.actions.decoder_nll(model.action_decoder(before), batch["action"], model.action_mask),
     }
     sums = {name: term.sum() for name, term in agent_terms.items()}
     counts = dict.fromkeys(agent_terms, kl.numel())
@@ -71,9 +71,7 @@ def bilevel_world_model_loss(
     sums["recon"] = (
         sums["recon"] + reconstruction_loss(model.decode(features), batch["obs"][first], model.obs_mask).sum()
     )
-    sums["avail"] = (
-        sums["avail"] + avail_loss(model.avail_logits(features), batch["avail"][first], model.action_mask).sum()
-    )
+    sums["avail"] = sums["avail"] + model_avail_loss(model, features, batch["avail"][first]).sum()
     if start_global_kl is not None:
         sums["global_kl"] = sums["global_kl"] + start_global_kl.sum()
 

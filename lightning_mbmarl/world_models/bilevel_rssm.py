@@ -38,11 +38,11 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.nn.one_hot_input import LatentLayout
+from lightning_mbmarl.world_models.action_format import ActionFormat
 from lightning_mbmarl.world_models.rssm import RSSMState, mlp, straight_through_sample, threshold_avail
 
 GlobalMode = Literal["per_agent", "shared", "none"]
@@ -132,19 +132,16 @@ class BiLevelSequence:
 
 
 class BiLevelWorldModel(nn.Module):
-    """MABL's bi-level latent world model for ``N`` agents with discrete actions (see the module docstring)."""
+    """MABL's bi-level latent world model for ``N`` agents (see the module docstring), discrete or continuous actions
+    (:mod:`~lightning_mbmarl.world_models.action_format`)."""
 
     obs_mask: torch.Tensor
     action_mask: torch.Tensor
 
     def __init__(self, spec: EnvSpec, config: BiLevelConfig | None = None) -> None:
         super().__init__()
-        if not spec.discrete:
-            raise ValueError(
-                f"BiLevelWorldModel: {spec.name!r} has continuous actions; this bi-level model (one-hot "
-                "actions, available-action and action-decoder heads) needs discrete actions"
-            )
         c = self.config = config or BiLevelConfig()
+        self.actions = ActionFormat.of(spec)
         n, self.n_agents, self.obs_dim, self.action_dim = spec.n_agents, spec.n_agents, spec.obs_dim, spec.action_dim
         self.upper_agents = {"per_agent": n, "shared": 1, "none": 0}[c.global_mode]
         stoch = c.categoricals * c.classes
@@ -171,8 +168,8 @@ class BiLevelWorldModel(nn.Module):
         self.decoder = mlp(agent_width, c.hidden, spec.obs_dim, 1)
         self.reward_head = mlp(agent_width, c.hidden, 1, c.head_layers)
         self.pcont_head = mlp(self.feature_dim, c.hidden, 1, c.head_layers)
-        self.avail_head = mlp(self.feature_dim, c.hidden, spec.action_dim, c.head_layers)
-        self.action_head = mlp(self.feature_dim, c.hidden, spec.action_dim, c.head_layers)
+        self.avail_head = mlp(self.feature_dim, c.hidden, spec.action_dim, c.head_layers) if spec.discrete else None
+        self.action_head = mlp(self.feature_dim, c.hidden, self.actions.decoder_width, c.head_layers)
 
     # ------------------------------------------------------------------------------------------ latent steps
     def _latent(self, deter: torch.Tensor, logits: torch.Tensor) -> RSSMState:
@@ -185,13 +182,13 @@ class BiLevelWorldModel(nn.Module):
         return out.reshape(*x.shape[:-1], -1)
 
     def agent_transition(self, agent: RSSMState, actions: torch.Tensor) -> torch.Tensor:
-        """``h^a_t`` from the agent level's previous state ``[..., N]`` and each agent's own action one-hot
+        """``h^a_t`` from the agent level's previous state ``[..., N]`` and each agent's own action input
         ``[..., N, A]``: ``[..., N, D]``."""
         x = self.agent_input(torch.cat([actions.to(agent.stoch.dtype), agent.stoch], dim=-1))
         return self._step(self.agent_cell, x, agent.deter)
 
     def upper_transition(self, upper: RSSMState, actions: torch.Tensor) -> torch.Tensor:
-        """``h^g_t`` from the global level's previous state ``[..., G]`` and the joint action (every agent's one-hot,
+        """``h^g_t`` from the global level's previous state ``[..., G]`` and the joint action (every agent's action input,
         ``[..., N, A]``, the same input for each of the ``G`` global latents): ``[..., G, D]``."""
         joint = actions.to(upper.stoch.dtype).flatten(-2).unsqueeze(-2).expand(*upper.stoch.shape[:-1], -1)
         x = self.upper_input(torch.cat([joint, upper.stoch], dim=-1))
@@ -207,7 +204,7 @@ class BiLevelWorldModel(nn.Module):
         return BiLevelState(agent, upper)
 
     def imagine_step(self, state: BiLevelState, actions: torch.Tensor) -> BiLevelState:
-        """Transition prior ``(state, joint action one-hots [..., N, A]) -> state'`` on both levels."""
+        """Transition prior ``(state, joint action inputs [..., N, A]) -> state'`` on both levels."""
         upper = None if state.upper is None else self.upper_transition(state.upper, actions)
         return self._priors(self.agent_transition(state.agent, actions), upper)
 
@@ -258,7 +255,7 @@ class BiLevelWorldModel(nn.Module):
     ) -> RSSMState:
         """One filtering step while acting, on the agent level only (no global state, no other agent's action):
         the agent posterior ``[..., N]`` after ``obs [..., N, O]``, from the previous one and each agent's own
-        action one-hot ``[..., N, A]``; ``is_first`` bool ``[...]`` restarts from ``h^a = 0``."""
+        action input ``[..., N, A]``; ``is_first`` bool ``[...]`` restarts from ``h^a = 0``."""
         deter = self.agent_transition(agent, actions)
         deter = torch.where(is_first.view(*is_first.shape, 1, 1), torch.zeros_like(deter), deter)
         return self.agent_posterior(deter, self.encode(obs))
@@ -283,7 +280,7 @@ class BiLevelWorldModel(nn.Module):
                 f"BiLevelWorldModel.observe: expected is_first [B, L] and obs, next_obs [B, L, N={self.n_agents}, "
                 f"O={self.obs_dim}], got {tuple(is_first.shape)}, {tuple(obs.shape)}, {tuple(batch['next_obs'].shape)}"
             )
-        actions = F.one_hot(batch["action"].long(), self.action_dim).float()
+        actions = self.actions.inputs(batch["action"])
         reset = self.reset_prior(is_first.shape)
         restart = self.posterior(
             reset.agent.deter,
@@ -329,13 +326,17 @@ class BiLevelWorldModel(nn.Module):
         return self.pcont_head(features).squeeze(-1)
 
     def avail_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits of P(choice available) ``[..., N, F] -> [..., N, A]``."""
+        """Logits of P(choice available) ``[..., N, F] -> [..., N, A]`` (discrete actions only)."""
         return self.avail_head(features)
 
-    def action_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """Action decoder: logits of the action taken in this state ``[..., N, F] -> [..., N, A]``."""
+    def action_decoder(self, features: torch.Tensor) -> torch.Tensor:
+        """Action decoder on the action taken in this state, ``[..., N, F] -> [..., N, A | 2A]``: logits, or a
+        Gaussian's ``[mean, raw std]`` (:class:`~lightning_mbmarl.world_models.action_format.ActionFormat`)."""
         return self.action_head(features)
 
     def predict_avail(self, features: torch.Tensor) -> torch.Tensor:
-        """Thresholded availability ``bool [..., N, A]`` (:func:`~lightning_mbmarl.world_models.rssm.threshold_avail`)."""
+        """Thresholded availability ``bool [..., N, A]`` (:func:`~lightning_mbmarl.world_models.rssm.threshold_avail`);
+        every real dimension of a continuous space."""
+        if not self.actions.discrete:
+            return self.actions.all_available(features.shape[:-2], self.action_mask)
         return threshold_avail(self.avail_logits(features), self.action_mask, self.config.avail_threshold)

@@ -2,7 +2,8 @@
 
 All start states advance together (one transition pass per imagined step). Availability comes from the world
 model's avail head (:meth:`RSSMWorldModel.predict_avail`), so the policy never picks a choice the model deems
-unavailable. Gradients are not stopped here: PPO-style learners call :func:`imagine` under ``torch.no_grad()``.
+unavailable. Continuous actions enter the model clipped to the action box (``model.actions.inputs``) while the
+rollout keeps the policy's own samples, whose log-probabilities PPO needs. Gradients are not stopped here: PPO-style learners call :func:`imagine` under ``torch.no_grad()``.
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from lightning_mbmarl.world_models.rssm import RSSMState, RSSMWorldModel
 
-# (features [..., N, F], avail bool [..., N, A]) -> (actions int64 [..., N], log-probabilities [..., N])
+# (features [..., N, F], avail bool [..., N, A]) -> (actions: int64 [..., N] or continuous [..., N, A], log-probs [..., N])
 LatentPolicy = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -28,7 +28,8 @@ def imagine(
 
     * ``features`` ``[H + 1, B', N, F]``: states ``s_0 .. s_H`` (``s_H`` for bootstrapping values),
     * ``avail`` bool ``[H, B', N, A]``: predicted availability the policy acted under in ``s_h``,
-    * ``actions`` int64 ``[H, B', N]`` and ``log_probs`` ``[H, B', N]``: the policy's choices in ``s_h``,
+    * ``actions`` int64 ``[H, B', N]`` (continuous: ``[H, B', N, A]``, as sampled) and ``log_probs`` ``[H, B', N]``:
+      the policy's choices in ``s_h``,
     * ``rewards`` float32 ``[H, B', N]``: each agent's predicted reward of the step ``s_h -> s_{h+1}`` (MAMBA's team
       reward is their mean over agents),
     * ``discounts`` float32 ``[H, B', N]``: predicted probability that the episode continues from ``s_{h+1}``
@@ -42,7 +43,7 @@ def imagine(
     for _ in range(horizon):
         avail = model.predict_avail(features[-1])
         action, log_prob = policy_fn(features[-1], avail)
-        state = model.imagine_step(state, F.one_hot(action, model.action_dim).float())
+        state = model.imagine_step(state, model.actions.inputs(action))
         features.append(state.features)
         avails.append(avail)
         actions.append(action)

@@ -38,6 +38,7 @@ from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.nn.fast_path import Float32OutputLinear
 from lightning_mbmarl.nn.one_hot_input import LatentLayout
 from lightning_mbmarl.nn.attention import AgentAttention
+from lightning_mbmarl.world_models.action_format import ActionFormat
 
 
 @dataclass
@@ -175,19 +176,17 @@ def mlp(in_features: int, hidden: int, out_features: int, layers: int) -> nn.Seq
 
 
 class RSSMWorldModel(nn.Module):
-    """MAMBA's discrete-latent RSSM for a team of ``N`` agents with discrete actions (see the module docstring)."""
+    """MAMBA's discrete-latent RSSM for a team of ``N`` agents (see the module docstring); discrete or continuous
+    actions (:mod:`~lightning_mbmarl.world_models.action_format`: one-hot or clipped inputs, no avail head for a
+    continuous space, a Gaussian action decoder)."""
 
     obs_mask: torch.Tensor
     action_mask: torch.Tensor
 
     def __init__(self, spec: EnvSpec, config: RSSMConfig | None = None) -> None:
         super().__init__()
-        if not spec.discrete:
-            raise ValueError(
-                f"RSSMWorldModel: {spec.name!r} has continuous actions; MAMBA's world model "
-                "(one-hot actions, available-action and info heads) needs discrete actions"
-            )
         c = self.config = config or RSSMConfig()
+        self.actions = ActionFormat.of(spec)
         self.n_agents, self.obs_dim, self.action_dim = spec.n_agents, spec.obs_dim, spec.action_dim
         self.stoch_dim = c.categoricals * c.classes
         self.feature_dim = c.deter + self.stoch_dim
@@ -207,8 +206,8 @@ class RSSMWorldModel(nn.Module):
         self.decoder = mlp(self.feature_dim, c.hidden, spec.obs_dim, 1)
         self.reward_head = mlp(self.feature_dim, c.hidden, 1, c.head_layers)
         self.pcont_head = mlp(self.feature_dim, c.hidden, 1, c.head_layers)
-        self.avail_head = mlp(self.feature_dim, c.hidden, spec.action_dim, c.head_layers)
-        self.action_head = mlp(2 * self.feature_dim, c.hidden, spec.action_dim, c.head_layers)
+        self.avail_head = mlp(self.feature_dim, c.hidden, spec.action_dim, c.head_layers) if spec.discrete else None
+        self.action_head = mlp(2 * self.feature_dim, c.hidden, self.actions.decoder_width, c.head_layers)
 
     # ------------------------------------------------------------------------------------------ latent steps
     def _latent(self, deter: torch.Tensor, logits: torch.Tensor, uniform: torch.Tensor | None = None) -> RSSMState:
@@ -232,7 +231,8 @@ class RSSMWorldModel(nn.Module):
         return self.reset_prior(batch_shape)
 
     def imagine_step(self, state: RSSMState, actions: torch.Tensor) -> RSSMState:
-        """Transition prior ``(state [..., N], action one-hots [..., N, A]) -> state' [..., N]``.
+        """Transition prior ``(state [..., N], action inputs [..., N, A]) -> state' [..., N]`` (``actions.inputs``:
+        one-hots, or continuous actions clipped to the box).
 
         Any leading shape is one batch, e.g. ``[B, L_candidates]`` for MAG's planning: all candidates advance in
         one pass, each drawing its own categorical sample.
@@ -268,7 +268,7 @@ class RSSMWorldModel(nn.Module):
         """One filtering step while acting: the posterior after ``obs [..., N, O]``.
 
         state: the previous posterior ``[..., N]`` (anything of that shape, e.g. :meth:`reset_prior`, where
-        ``is_first`` is True everywhere); actions: one-hots ``[..., N, A]`` taken in it; is_first: bool ``[...]``,
+        ``is_first`` is True everywhere); actions: the action inputs ``[..., N, A]`` taken in it; is_first: bool ``[...]``,
         where the recurrent state restarts from zeros.
         """
         prior = RSSMState.where(is_first, self.reset_prior(is_first.shape), self.imagine_step(state, actions))
@@ -288,7 +288,7 @@ class RSSMWorldModel(nn.Module):
                 f"RSSMWorldModel.observe: expected is_first [B, L] and obs, next_obs [B, L, N={self.n_agents}, "
                 f"O={self.obs_dim}], got {tuple(is_first.shape)}, {tuple(obs.shape)}, {tuple(next_obs.shape)}"
             )
-        actions = F.one_hot(batch["action"].long(), self.action_dim).float()
+        actions = self.actions.inputs(batch["action"])
         restarts = is_first.clone()
         restarts[:, 0] = True  # every window starts from zeros
         restart = self.restart_posteriors(obs, restarts)  # [B, L, N], meaningful where restarts
@@ -338,16 +338,19 @@ class RSSMWorldModel(nn.Module):
         return self.pcont_head(features).squeeze(-1)
 
     def avail_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits of P(choice available) ``[..., N, F] -> [..., N, A]``."""
+        """Logits of P(choice available) ``[..., N, F] -> [..., N, A]`` (discrete actions only)."""
         return self.avail_head(features)
 
-    def action_logits(self, features: torch.Tensor, next_features: torch.Tensor) -> torch.Tensor:
-        """Info head: logits of the action taken between two consecutive states, ``2 x [..., N, F] -> [..., N, A]``."""
+    def action_decoder(self, features: torch.Tensor, next_features: torch.Tensor) -> torch.Tensor:
+        """Info head on the action taken between two consecutive states, ``2 x [..., N, F] -> [..., N, A | 2A]``:
+        logits, or a Gaussian's ``[mean, raw std]`` (:class:`ActionFormat`)."""
         return self.action_head(torch.cat([features, next_features], dim=-1))
 
     def predict_avail(self, features: torch.Tensor) -> torch.Tensor:
         """Thresholded availability ``bool [..., N, A]``: padded choices never, at least one real choice per agent
-        (the most likely one where none passes the threshold)."""
+        (the most likely one where none passes the threshold); every real dimension of a continuous space."""
+        if not self.actions.discrete:
+            return self.actions.all_available(features.shape[:-2], self.action_mask)
         return self.avail_from_logits(self.avail_logits(features))
 
     def avail_from_logits(self, logits: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,8 @@
 Each term is per agent and per transition (``[B, L, N]``); :func:`world_model_loss` averages them. MAMBA's
 choices: KL balancing without free nats, averaged over the categoricals; smooth-L1 reconstruction summed over
 observation entries; smooth-L1 reward; Bernoulli continuation and available-action terms; cross-entropy of the
-action decoder ("info" term, which keeps each agent's latent informative about its own action).
+action decoder ("info" term, which keeps each agent's latent informative about its own action). Continuous actions
+(:mod:`~lightning_mbmarl.world_models.action_format`): no availability term, a Gaussian action decoder.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lightning_mbmarl.nn.distributions import MASKED_LOGIT
 from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMState, RSSMWorldModel
 
 TERMS = ("kl", "recon", "reward", "pcont", "avail", "info")
@@ -60,13 +60,12 @@ def avail_loss(logits: torch.Tensor, avail: torch.Tensor, action_mask: torch.Ten
     return torch.where(action_mask, nll, 0.0).sum(dim=-1)
 
 
-def info_loss(logits: torch.Tensor, actions: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the taken actions among each agent's real choices.
-
-    ``logits [..., N, A]``, ``actions`` int64 ``[..., N]`` -> ``[..., N]``.
-    """
-    log_probs = torch.where(action_mask, logits.float(), MASKED_LOGIT).log_softmax(dim=-1)
-    return -log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+def model_avail_loss(model, features: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+    """``model``'s availability term on ``features [..., N, F]`` against ``avail`` ``[..., N, A]``: ``[..., N]``;
+    zeros where the actions are continuous (no avail head, every dimension always available)."""
+    if not model.actions.discrete:
+        return features.new_zeros(features.shape[:-1], dtype=torch.float32)
+    return avail_loss(model.avail_logits(features), avail, model.action_mask)
 
 
 def episode_start_terms(
@@ -89,7 +88,7 @@ def episode_start_terms(
     terms = {
         "kl": kl_balanced(rows.logits, model.reset_prior(rows.deter.shape[:-2]).logits, kl_balance),
         "recon": reconstruction_loss(model.decode(features), obs, model.obs_mask),
-        "avail": avail_loss(model.avail_logits(features), avail, model.action_mask),
+        "avail": model_avail_loss(model, features, avail),
     }
     return {name: (term if weight is None else term * weight).sum() for name, term in terms.items()}
 
@@ -129,8 +128,8 @@ def world_model_loss(
         "recon": reconstruction_loss(model.decode(after), batch["next_obs"], model.obs_mask),
         "reward": reward_loss(model.reward(after), reward),
         "pcont": pcont_loss(model.pcont_logit(after), continues),
-        "avail": avail_loss(model.avail_logits(after), batch["next_avail"], model.action_mask),
-        "info": info_loss(model.action_logits(before, after), batch["action"], model.action_mask),
+        "avail": model_avail_loss(model, after, batch["next_avail"]),
+        "info": model.actions.decoder_nll(model.action_decoder(before, after), batch["action"], model.action_mask),
     }
     episode_start = episode_start_terms(model, seq.start, batch, c.kl_balance)
     count = transition["kl"].numel()

@@ -21,9 +21,9 @@ from lightning_mbmarl.envs.climb import climb_spec
 from lightning_mbmarl.envs.icg import icg_spec
 
 DECLARED = {  # method: (action kinds, data)
-    MAMBA: (("discrete",), "online"),
-    MAG: (("discrete",), "online"),
-    MABL: (("discrete",), "online"),
+    MAMBA: (("discrete", "continuous"), "online"),
+    MAG: (("discrete", "continuous"), "online"),
+    MABL: (("discrete", "continuous"), "online"),
     MAPPO: (("discrete", "continuous"), "online"),
     MASAC: (("discrete", "continuous"), "online"),
     MADDPG: (("discrete", "continuous"), "online"),

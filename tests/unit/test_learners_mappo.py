@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lightning_mbmarl.data.encoding import encode_actions
+from lightning_mbmarl.envs.actions import encode_actions
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.actor import Actor
 from lightning_mbmarl.learners.bc import bc_loss
