@@ -1,4 +1,5 @@
-"""notebooks/model_error.ipynb runs top to bottom on tiny MAMBA and MAG checkpoints (trained here for 2 iterations)."""
+"""notebooks/model_error.ipynb runs top to bottom on tiny MAMBA and MAG checkpoints (trained here for 2 iterations),
+of discrete-action SMAX and of continuous-action MaMuJoCo Humanoid."""
 
 from pathlib import Path
 
@@ -46,12 +47,10 @@ MAG_TINY = [
 ]
 
 
-def tiny_checkpoint(method: str, output_dir: Path, monkeypatch) -> Path:
+def tiny_checkpoint(method: str, task: str, output_dir: Path, monkeypatch) -> Path:
     monkeypatch.delenv(RUN_DIR_ENV, raising=False)
     extra = MAG_TINY if method == "mag" else []
-    cli = build_cli(
-        ["--config", f"conf/{method}_smax_2s3z.yaml", *TINY, *extra, f"--output_dir={output_dir}"], run=False
-    )
+    cli = build_cli(["--config", f"conf/{method}_{task}.yaml", *TINY, *extra, f"--output_dir={output_dir}"], run=False)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     path = output_dir / f"{method}.ckpt"
     cli.trainer.save_checkpoint(path)
@@ -59,12 +58,17 @@ def tiny_checkpoint(method: str, output_dir: Path, monkeypatch) -> Path:
     return path
 
 
-def test_model_error_notebook_runs_on_tiny_checkpoints(tmp_path, monkeypatch):
+@pytest.mark.parametrize("task", ["smax_2s3z", "mamujoco_humanoid"])
+def test_model_error_notebook_runs_on_tiny_checkpoints(task, tmp_path, monkeypatch):
+    if task.startswith("mamujoco"):
+        pytest.importorskip(
+            "gymnasium_robotics", reason="MaMuJoCo needs the mamujoco extra: pip install -e '.[mamujoco]'"
+        )
     monkeypatch.chdir(NOTEBOOK.parents[1])
     monkeypatch.setattr("sys.argv", ["lightning_mbmarl"])
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("MAMBA_CHECKPOINT", str(tiny_checkpoint("mamba", tmp_path, monkeypatch)))
-    monkeypatch.setenv("MAG_CHECKPOINT", str(tiny_checkpoint("mag", tmp_path, monkeypatch)))
+    monkeypatch.setenv("MAMBA_CHECKPOINT", str(tiny_checkpoint("mamba", task, tmp_path, monkeypatch)))
+    monkeypatch.setenv("MAG_CHECKPOINT", str(tiny_checkpoint("mag", task, tmp_path, monkeypatch)))
     monkeypatch.setenv("MODEL_ERROR_HORIZON", "3")
     monkeypatch.setenv("MODEL_ERROR_WINDOWS", "32")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
