@@ -17,37 +17,23 @@ experiment of the paper; its sizes and rates come from ``mappo`` and ``critic``.
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any
 
 import torch
 
-from lightning_mbmarl.algorithms.base import EvaluationConfig, as_config
-from lightning_mbmarl.algorithms.mamba import MAMBA, MAMBA_ONLINE, MAMBAConfig
-from lightning_mbmarl.algorithms.online import OnlineConfig
-from lightning_mbmarl.envs import EnvSpec
+from lightning_mbmarl.algorithms.base import as_config
+from lightning_mbmarl.algorithms.mamba import MAMBA, MAMBA_PPO
 from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig, LatentActorCritic
 from lightning_mbmarl.learners.mappo import MAPPOConfig
 from lightning_mbmarl.learners.memory import History
-from lightning_mbmarl.nn.fast_path import FastPathConfig
 from lightning_mbmarl.world_models.bilevel_losses import TERMS, bilevel_world_model_loss
 from lightning_mbmarl.world_models.bilevel_rssm import BiLevelConfig, BiLevelState, BiLevelWorldModel
 
 #: The released MABL learner: MAMBA's PPO with actor lr 1e-4 and critic lr 1e-3 (the actor's weight decay 1e-5 is
 #: not used here)
-MABL_PPO = MAPPOConfig(
-    hidden=(256, 256),
-    actor_lr=1e-4,
-    critic_lr=1e-3,
-    gamma=0.99,
-    gae_lambda=0.95,
-    epochs=5,
-    minibatch_size=2000,
-    max_grad_norm=100.0,
-    initial_entropy_alpha=1e-3,
-    entropy_coef_lr=0.0,
-    memory_length=0,
-    share_parameters=True,
-)
+MABL_PPO = dataclasses.replace(MAMBA_PPO, actor_lr=1e-4, critic_lr=1e-3)
 
 
 class MABL(MAMBA):
@@ -57,16 +43,14 @@ class MABL(MAMBA):
 
     def __init__(
         self,
-        env_spec: EnvSpec | dict[str, Any] | None = None,
-        online: OnlineConfig = MAMBA_ONLINE,
-        mamba: MAMBAConfig = MAMBAConfig(),
         world_model: BiLevelConfig = BiLevelConfig(),
         mappo: MAPPOConfig = MABL_PPO,
-        critic: AttentionCriticConfig = AttentionCriticConfig(),
-        evaluation: EvaluationConfig = EvaluationConfig(),
-        fast: FastPathConfig = FastPathConfig(),
+        **mamba_options: Any,
     ) -> None:
-        super().__init__(env_spec, online, mamba, world_model, mappo, critic, evaluation, fast)
+        """``world_model``: the bi-level model's options; ``mappo``: the learner's, MABL's released rates by default;
+        every other option is MAMBA's (:class:`MAMBA`, with its defaults), which the command line reads from MAMBA's
+        signature."""
+        super().__init__(world_model=world_model, mappo=mappo, **mamba_options)
 
     def build_world_model(self, config: BiLevelConfig | dict[str, Any]) -> BiLevelWorldModel:  # type: ignore[override]
         return BiLevelWorldModel(self.env_spec, as_config(config, BiLevelConfig))

@@ -18,14 +18,9 @@ from typing import Any
 
 import torch
 
-from lightning_mbmarl.algorithms.base import EvaluationConfig, as_config
-from lightning_mbmarl.algorithms.mamba import MAMBA, MAMBA_ONLINE, MAMBA_PPO, MAMBAConfig
+from lightning_mbmarl.algorithms.base import as_config
+from lightning_mbmarl.algorithms.mamba import MAMBA
 from lightning_mbmarl.algorithms.optimization import optimizer_step
-from lightning_mbmarl.algorithms.online import OnlineConfig
-from lightning_mbmarl.envs import EnvSpec
-from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig
-from lightning_mbmarl.learners.mappo import MAPPOConfig
-from lightning_mbmarl.nn.fast_path import FastPathConfig
 from lightning_mbmarl.world_models.model_reward import (
     ModelRewardConfig,
     ModelRewardPredictor,
@@ -33,7 +28,6 @@ from lightning_mbmarl.world_models.model_reward import (
     world_model_loss_and_sequence,
 )
 from lightning_mbmarl.rollouts.planning import PlanningConfig, PlanningToPredict
-from lightning_mbmarl.world_models.rssm import RSSMConfig
 from lightning_mbmarl.world_models.rssm_losses import TERMS
 
 
@@ -42,18 +36,13 @@ class MAG(MAMBA):
 
     def __init__(
         self,
-        env_spec: EnvSpec | dict[str, Any] | None = None,
-        online: OnlineConfig = MAMBA_ONLINE,
-        mamba: MAMBAConfig = MAMBAConfig(),
-        world_model: RSSMConfig = RSSMConfig(),
-        mappo: MAPPOConfig = MAMBA_PPO,
-        critic: AttentionCriticConfig = AttentionCriticConfig(),
         planning: PlanningConfig = PlanningConfig(),
         model_reward: ModelRewardConfig = ModelRewardConfig(),
-        evaluation: EvaluationConfig = EvaluationConfig(),
-        fast: FastPathConfig = FastPathConfig(),
+        **mamba_options: Any,
     ) -> None:
-        super().__init__(env_spec, online, mamba, world_model, mappo, critic, evaluation, fast)
+        """``planning`` and ``model_reward``: MAG's own blocks; every other option is MAMBA's (:class:`MAMBA`, with its
+        defaults), which the command line reads from MAMBA's signature."""
+        super().__init__(**mamba_options)
         self.planning = as_config(planning, PlanningConfig)
         self.model_reward = ModelRewardPredictor(
             self.world_model.feature_dim, as_config(model_reward, ModelRewardConfig)

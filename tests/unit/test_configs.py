@@ -69,10 +69,15 @@ def restated_defaults(config: Path) -> list[str]:
 
     model = yaml.safe_load(config.read_text())["model"]
     module, name = model["class_path"].rsplit(".", 1)
-    signature = inspect.signature(getattr(importlib.import_module(module), name).__init__)
+    method = getattr(importlib.import_module(module), name)
+    # a method may take its base's options through **kwargs (MAG: MAMBA's): each option's default is where declared
+    parameters: dict[str, inspect.Parameter] = {}
+    for cls in reversed(method.__mro__):
+        if "__init__" in vars(cls):
+            parameters.update(inspect.signature(cls.__init__).parameters)
     restated = []
     for section, values in (model.get("init_args") or {}).items():
-        default = signature.parameters[section].default if section in signature.parameters else None
+        default = parameters[section].default if section in parameters else None
         if not (dataclasses.is_dataclass(default) and isinstance(values, dict)):
             continue
         for key, value in values.items():
@@ -99,3 +104,8 @@ def test_a_restated_default_is_found(tmp_path: Path):
         "    mamba: {sequence_length: 20, model_updates: 30}\n    online: {batch_size: 40}\n"
     )
     assert restated_defaults(config) == ["mamba.sequence_length", "online.batch_size"]
+    config.write_text(  # MAG takes MAMBA's options through **kwargs: their defaults are MAMBA's
+        "model:\n  class_path: lightning_mbmarl.algorithms.mag.MAG\n  init_args:\n"
+        "    mamba: {model_updates: 60}\n    planning: {horizon: 6, candidates: 2}\n"
+    )
+    assert restated_defaults(config) == ["mamba.model_updates", "planning.horizon"]

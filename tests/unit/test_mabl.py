@@ -115,11 +115,11 @@ def test_acting_never_reads_the_global_level():
     and the critic replaced by noise, and the global-level modules made to fail when called, they are unchanged."""
     torch.manual_seed(0)
     mabl = MABL(
-        SPEC,
-        OnlineConfig(total_env_steps=100, warmup_env_steps=10, env_steps_per_update=10, batch_size=2),
-        MAMBAConfig(sequence_length=4, model_updates=1, policy_rounds=1, imagination_horizon=2),
-        BiLevelConfig(**TINY),
-        MAPPOConfig(hidden=(16, 16), share_parameters=True),
+        env_spec=SPEC,
+        online=OnlineConfig(total_env_steps=100, warmup_env_steps=10, env_steps_per_update=10, batch_size=2),
+        mamba=MAMBAConfig(sequence_length=4, model_updates=1, policy_rounds=1, imagination_horizon=2),
+        world_model=BiLevelConfig(**TINY),
+        mappo=MAPPOConfig(hidden=(16, 16), share_parameters=True),
     )
     obs = torch.randn(4, 3, SPEC.obs_dim)
     avail = torch.ones(4, 3, SPEC.action_dim, dtype=torch.bool)
