@@ -22,11 +22,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from lightning_mbmarl.cli import RUN_DIR_ENV
 from lightning_mbmarl.slurm import LAST_CHECKPOINT
 from lightning_mbmarl.sweeps.results import append_row, evaluation_curve, metric_rows
+
+#: how often a running point's record notes the time its attempt has run
+HEARTBEAT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -159,15 +162,23 @@ class PointRun:
             env["OMP_NUM_THREADS"] = str(self.threads)
         command = fit_command(self.point, self.run_dir, resume)
         start, started, commit = time.perf_counter(), _now(), code_commit()  # the code this attempt runs
+        attempt = {"start": started, "seconds": 0, "exit": None, "resumed": resume}
+        heartbeat = None
+        if rank == 0:
+            record["command"] = command[1:]
+            record["attempts"].append(attempt)
+
+            def heartbeat() -> None:  # an attempt killed with its machine keeps the time it ran (to a minute)
+                attempt["seconds"] = round(time.perf_counter() - start)
+                self._write(record)
+
+            heartbeat()
         with open(self.log_file, "a") as log:
             log.write(f"\n# {started} {' '.join(command)}\n")
             log.flush()
-            status, stop = run_forwarding_stops(command, env, log)
+            status, stop = run_forwarding_stops(command, env, log, heartbeat)
         if rank == 0:
-            record["command"] = command[1:]
-            record["attempts"].append(
-                {"start": started, "seconds": round(time.perf_counter() - start), "exit": status, "resumed": resume}
-            )
+            attempt.update(seconds=round(time.perf_counter() - start), exit=status)
             record["commit"] = commit
             if status != 0:
                 self._write(record)
@@ -260,10 +271,17 @@ def _ignore_stop_signals() -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
-def run_forwarding_stops(command: list[str], env: dict[str, str], log) -> tuple[int, ReceivedStop | None]:
+def run_forwarding_stops(
+    command: list[str],
+    env: dict[str, str],
+    log,
+    heartbeat: Callable[[], None] | None = None,
+    heartbeat_seconds: float = HEARTBEAT_SECONDS,
+) -> tuple[int, ReceivedStop | None]:
     """Run ``command`` to its end; a stop signal received meanwhile is forwarded to it as SIGTERM, on which the
-    package's runs save ``last.ckpt`` at the next step boundary and exit. Returns the exit status and the stop
-    received, if any (:meth:`ReceivedStop.pass_on` then hands it on)."""
+    package's runs save ``last.ckpt`` at the next step boundary and exit. ``heartbeat`` is called every
+    ``heartbeat_seconds`` while it runs. Returns the exit status and the stop received, if any
+    (:meth:`ReceivedStop.pass_on` then hands it on)."""
     child = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_ignore_stop_signals)
     received: list[int] = []
 
@@ -275,7 +293,12 @@ def run_forwarding_stops(command: list[str], env: dict[str, str], log) -> tuple[
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = {s: signal.signal(s, forward) for s in STOP_SIGNALS} if in_main_thread else {}
     try:
-        status = child.wait()
+        while True:
+            try:
+                status = child.wait(timeout=heartbeat_seconds if heartbeat is not None else None)
+                break
+            except subprocess.TimeoutExpired:
+                heartbeat()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

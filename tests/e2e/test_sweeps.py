@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -247,6 +248,8 @@ def test_a_point_stopped_mid_run_saves_and_resumes_from_its_checkpoint(tmp_path,
     while not (run_dir / "checkpoints" / "last.ckpt").exists():
         assert sweep.poll() is None and time.time() < deadline, sweep.communicate()[1][-3000:]
         time.sleep(0.5)
+    running = json.loads((run_dir.parent / "seed=0.json").read_text())  # the attempt is on record while it runs,
+    assert running["attempts"][0]["exit"] is None  # so a machine lost mid-run leaves the time it ran on the books
     sweep.send_signal(signal.SIGUSR2)  # SLURM's time-limit warning under submitit: forwarded to the run as SIGTERM
     assert sweep.wait(timeout=300) == 128 + signal.SIGUSR2
     record = json.loads((run_dir.parent / "seed=0.json").read_text())
@@ -455,3 +458,15 @@ def test_a_single_column_final_table_takes_its_references_by_metric():
         "| --- | --- | --- |",
         "| a | 2.0 ± 1.4 | 2.5 ± 0.1 |",
     ]
+
+
+def test_a_running_point_notes_its_time_as_it_goes(tmp_path):
+    """The heartbeat runs while the command does (a killed sweep keeps its attempt's time to the last beat)."""
+    from lightning_mbmarl.sweeps.point import run_forwarding_stops
+
+    beats: list[float] = []
+    with open(tmp_path / "log", "w") as log:
+        status, stop = run_forwarding_stops(
+            [sys.executable, "-c", "import time; time.sleep(1.3)"], dict(os.environ), log, lambda: beats.append(1), 0.4
+        )
+    assert status == 0 and stop is None and len(beats) >= 2
