@@ -88,19 +88,19 @@ def test_top_level_help_lists_the_commands_without_heavy_imports():
 
 
 def test_a_method_on_actions_it_does_not_learn_fails_at_start_naming_both(cli, quiet_cli_args):
-    """MAMBA declares discrete actions only (its capabilities); the Climb game has continuous ones."""
+    """ITD3+BC declares continuous actions only (its capabilities: deterministic actors); the ICG has discrete ones."""
     result = cli(
         "fit",
         "--config",
-        "conf/mamba_icg.yaml",
-        "--data.init_args.env.name=climb",
+        "conf/itd3bc_reacher_independent.yaml",
+        "--data.init_args.env.name=icg",
         "--data.init_args.env.kwargs={}",
         *quiet_cli_args,
     )
     assert result.returncode == 2
     error = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(error) == 1 and "MAMBA learns discrete actions only" in error[0], result.stderr[-2000:]
-    assert "'climb' has continuous actions" in error[0] and "Traceback" not in result.stderr
+    assert len(error) == 1 and "ITD3BC learns continuous actions only" in error[0], result.stderr[-2000:]
+    assert "'icg' has discrete actions" in error[0] and "Traceback" not in result.stderr
 
 
 def test_an_online_method_on_an_offline_data_module_fails_at_start_naming_the_right_one(tmp_path, cli, quiet_cli_args):
