@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from lightning_mbmarl.envs.actions import encode_actions
 from lightning_mbmarl.envs.base import EnvSpec
-from lightning_mbmarl.nn.distributions import MASKED_LOGIT, PaddedGaussian
+from lightning_mbmarl.nn.distributions import MaskedCategorical, PaddedGaussian
 
 #: Smallest standard deviation of the continuous action decoder: keeps its likelihood bounded when it is sure.
 DECODER_MIN_STD = 0.1
@@ -29,25 +30,23 @@ DECODER_MIN_STD = 0.1
 class ActionFormat:
     """How a world model reads and predicts the actions of one environment (see the module docstring)."""
 
-    discrete: bool
-    action_dim: int  # A: choices (discrete) or dimensions (continuous), padded to the largest agent's
-    low: float = -1.0  # continuous action box
-    high: float = 1.0
+    spec: EnvSpec
 
-    @classmethod
-    def of(cls, spec: EnvSpec) -> "ActionFormat":
-        return cls(spec.discrete, spec.action_dim, spec.action_low, spec.action_high)
+    @property
+    def discrete(self) -> bool:
+        return self.spec.discrete
 
     @property
     def decoder_width(self) -> int:
         """Outputs of the action decoder: ``A`` logits, or ``A`` means and ``A`` raw standard deviations."""
-        return self.action_dim if self.discrete else 2 * self.action_dim
+        return self.spec.action_dim if self.discrete else 2 * self.spec.action_dim
 
     def inputs(self, actions: torch.Tensor) -> torch.Tensor:
-        """Transition inputs ``float [..., N, A]`` of int64 choices ``[..., N]`` or continuous ``[..., N, A]``."""
-        if self.discrete:
-            return F.one_hot(actions.long(), self.action_dim).float()
-        return actions.float().clamp(self.low, self.high)
+        """Transition inputs ``float [..., N, A]`` of int64 choices ``[..., N]`` or continuous ``[..., N, A]``: the
+        package's action encoding (:func:`~lightning_mbmarl.envs.actions.encode_actions`), continuous actions clipped
+        to the box."""
+        encoded = encode_actions(actions, self.spec)
+        return encoded if self.discrete else encoded.clamp(self.spec.action_low, self.spec.action_high)
 
     def decoder_distribution(self, outputs: torch.Tensor, action_mask: torch.Tensor) -> PaddedGaussian:
         """The continuous decoder's Gaussian from its outputs ``[..., N, 2A]`` (``action_mask`` bool ``[N, A]``)."""
@@ -61,8 +60,7 @@ class ActionFormat:
         Gaussian NLL summed over real dimensions of the actions as the model read them (clipped to the box).
         """
         if self.discrete:
-            log_probs = torch.where(action_mask, outputs.float(), MASKED_LOGIT).log_softmax(dim=-1)
-            return -log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+            return -MaskedCategorical(outputs, action_mask.expand(outputs.shape)).log_prob(actions)
         return -self.decoder_distribution(outputs, action_mask).log_prob(self.inputs(actions))
 
     def all_available(self, leading: torch.Size | tuple[int, ...], action_mask: torch.Tensor) -> torch.Tensor:

@@ -141,7 +141,7 @@ class BiLevelWorldModel(nn.Module):
     def __init__(self, spec: EnvSpec, config: BiLevelConfig | None = None) -> None:
         super().__init__()
         c = self.config = config or BiLevelConfig()
-        self.actions = ActionFormat.of(spec)
+        self.actions = ActionFormat(spec)
         n, self.n_agents, self.obs_dim, self.action_dim = spec.n_agents, spec.n_agents, spec.obs_dim, spec.action_dim
         self.upper_agents = {"per_agent": n, "shared": 1, "none": 0}[c.global_mode]
         stoch = c.categoricals * c.classes

@@ -186,7 +186,7 @@ class RSSMWorldModel(nn.Module):
     def __init__(self, spec: EnvSpec, config: RSSMConfig | None = None) -> None:
         super().__init__()
         c = self.config = config or RSSMConfig()
-        self.actions = ActionFormat.of(spec)
+        self.actions = ActionFormat(spec)
         self.n_agents, self.obs_dim, self.action_dim = spec.n_agents, spec.obs_dim, spec.action_dim
         self.stoch_dim = c.categoricals * c.classes
         self.feature_dim = c.deter + self.stoch_dim

@@ -39,6 +39,11 @@ N, O, A = SPEC.n_agents, SPEC.obs_dim, SPEC.action_dim
 TINY = dict(hidden=16, embed=16, deter=16, categoricals=4, classes=4, head_layers=1)
 
 
+def choice_spec(choices: int) -> EnvSpec:
+    """Two agents with ``choices`` discrete actions each."""
+    return EnvSpec("choices", 2, (3, 3), 6, "discrete", (choices, choices), 10)
+
+
 def rssm() -> RSSMWorldModel:
     return RSSMWorldModel(SPEC, RSSMConfig(**TINY, attention_layers=1, attention_heads=2, attention_feedforward=16))
 
@@ -67,10 +72,10 @@ def windows(B: int = 3, L: int = 5, scale: float = 2.0) -> dict[str, torch.Tenso
 
 
 def test_action_inputs_are_clipped_to_the_box_and_choices_one_hot():
-    box = ActionFormat.of(SPEC)
+    box = ActionFormat(SPEC)
     assert box.decoder_width == 2 * A
     assert torch.equal(box.inputs(torch.tensor([[1.5, -0.3], [-2.0, 0.0]])), torch.tensor([[1.0, -0.3], [-1.0, 0.0]]))
-    choices = ActionFormat(discrete=True, action_dim=3)
+    choices = ActionFormat(choice_spec(3))
     assert choices.decoder_width == 3
     assert torch.equal(choices.inputs(torch.tensor([2, 0])), torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]))
 
@@ -81,7 +86,7 @@ def test_gaussian_action_decoder_likelihood_by_hand():
     raw = math.log(math.expm1(0.5 - DECODER_MIN_STD))  # softplus(raw) + min std = 0.5
     outputs = torch.tensor([[[0.5, 0.5, raw, raw], [0.0, 9.0, raw, raw]]])  # [1, N, 2A]
     actions = torch.tensor([[[1.5, 0.5], [0.5, 7.0]]])
-    nll = ActionFormat.of(SPEC).decoder_nll(outputs, actions, torch.as_tensor(SPEC.action_mask()))
+    nll = ActionFormat(SPEC).decoder_nll(outputs, actions, torch.as_tensor(SPEC.action_mask()))
     half_log_2pi = 0.5 * math.log(2 * math.pi)
     assert nll[0, 0].item() == pytest.approx(0.5 + 2 * (math.log(0.5) + half_log_2pi), abs=1e-5)
     assert nll[0, 1].item() == pytest.approx(0.5 * 1.0 + math.log(0.5) + half_log_2pi, abs=1e-5)  # z = 1 on dim 0
@@ -185,6 +190,6 @@ def test_continuous_only_options_on_a_discrete_environment_fail_naming_both():
 
 def test_discrete_imagination_is_unchanged_by_the_action_format():
     """Discrete choices still enter as one-hots (the path every recorded MAMBA/MAG/MABL result used)."""
-    fmt = ActionFormat(discrete=True, action_dim=5)
+    fmt = ActionFormat(choice_spec(5))
     choices = torch.tensor([[0, 4], [3, 1]])
     assert torch.equal(fmt.inputs(choices), F.one_hot(choices, 5).float())
