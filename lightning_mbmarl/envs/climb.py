@@ -34,6 +34,11 @@ Choices made here (the paper gives no formula):
   the stage equilibrium of each state.
 * Episodes last ``episode_length`` steps (default 25, the length of the paper's episodes) and end by truncation.
 * Each agent observes the state as a one-hot ``[2]``; the global state is the same one-hot.
+* Option ``observe_last_actions`` (default off): observations and the global state also hold the previous joint
+  action ``[agent 1's, agent 2's]`` (zeros at an episode's first step), as the ICG's do, so ``[4]`` each. The Climb
+  of AORPO's experiments leaves it off. It is for learners whose reward model reads one agent's own history only
+  (MABL's agent-level reward head, §3.1.2 of its paper): with the plain one-hot, no observation tells an agent what
+  its partner did, and such a model can only learn the payoff averaged over the partner's behaviour.
 * Actions: ``float32 [2, 1]`` in [-1, 1] (values outside are clipped).
 * ``info["nash_distance"]`` (every step): :func:`nash_distance` of the latest joint actions taken in each state
   (nan until both states were played). At the end of a greedy episode it is the distance the issue's
@@ -90,27 +95,30 @@ def nash_distance(actions_state1: np.ndarray, actions_state2: np.ndarray) -> flo
     return float(max(gaps))
 
 
-def climb_spec(episode_length: int = 25) -> EnvSpec:
+def climb_spec(episode_length: int = 25, observe_last_actions: bool = False) -> EnvSpec:
+    width = 4 if observe_last_actions else 2
     return EnvSpec(
         name="climb",
         n_agents=2,
-        obs_dims=(2, 2),
-        state_dim=2,
+        obs_dims=(width, width),
+        state_dim=width,
         action_kind="continuous",
         action_sizes=(1, 1),
         episode_limit=episode_length,
         agent_names=("agent_1", "agent_2"),
-        obs_from_state=((0, 1), (0, 1)),
+        obs_from_state=(tuple(range(width)), tuple(range(width))),
     )
 
 
 class ClimbGame(MultiAgentEnv):
     """One copy of the game; see the module docstring for reward, transitions and observations."""
 
-    def __init__(self, episode_length: int = 25) -> None:
+    def __init__(self, episode_length: int = 25, observe_last_actions: bool = False) -> None:
         if episode_length < 1:
             raise ValueError(f"climb: episode_length must be >= 1, got {episode_length}")
-        self.spec = climb_spec(episode_length)
+        self.spec = climb_spec(episode_length, observe_last_actions)
+        self._observe_last_actions = observe_last_actions
+        self._last_actions = np.zeros(2, np.float32)  # the previous joint action (zeros at an episode's start)
         self._rng = np.random.default_rng()
         self._state = 0
         self._t = 0
@@ -118,6 +126,8 @@ class ClimbGame(MultiAgentEnv):
 
     def _observe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         state = np.eye(2, dtype=np.float32)[self._state]
+        if self._observe_last_actions:
+            state = np.concatenate([state, self._last_actions])
         return np.stack([state, state]), state, np.ones((2, 1), bool)
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -126,6 +136,7 @@ class ClimbGame(MultiAgentEnv):
         self._state = int(self._rng.integers(2))
         self._t = 0
         self._last_joint[:] = np.nan
+        self._last_actions[:] = 0.0
         return self._observe()
 
     def step(
@@ -136,6 +147,7 @@ class ClimbGame(MultiAgentEnv):
             raise ValueError(f"climb: actions must be two finite numbers (shape [2, 1]), got {actions!r}")
         reward = float(climb_reward(self._state, actions.reshape(2)))
         self._last_joint[self._state] = np.clip(actions.reshape(2), -1.0, 1.0)
+        self._last_actions[:] = self._last_joint[self._state]
         self._state = 1 - self._state
         self._t += 1
         obs, state, avail = self._observe()

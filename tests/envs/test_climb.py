@@ -118,3 +118,21 @@ def test_bad_actions_are_rejected():
         env.step(np.array([[0.0], [np.nan]]))
     with pytest.raises(ValueError, match="two finite numbers"):
         env.step(np.zeros(3))
+
+
+def test_observe_last_actions_appends_the_previous_joint_action_clipped():
+    env = make_env(EnvConfig("climb", {"episode_length": 3, "observe_last_actions": True}))
+    assert (env.spec.obs_dims, env.spec.state_dim) == ((4, 4), 4)
+    observer = StateObserver(env.spec)
+    obs, state, _ = env.reset(seed=1)
+    first = int(np.argmax(state[:2]))
+    np.testing.assert_array_equal(state, [*np.eye(2)[first], 0.0, 0.0])  # no previous action at the start
+    obs, state, _, reward, *_ = env.step(np.array([[0.25], [-1.5]], np.float32))
+    np.testing.assert_allclose(state, [*np.eye(2)[1 - first], 0.25, -1.0])  # agent 2's action as executed (clipped)
+    np.testing.assert_array_equal(obs, np.stack([state, state]))
+    np.testing.assert_array_equal(observer.observe(torch.as_tensor(state)).numpy(), obs)
+    assert reward == pytest.approx(float(climb_reward(first, np.array([0.25, -1.0]))))
+    env.step(np.zeros((2, 1), np.float32))
+    env.step(np.zeros((2, 1), np.float32))
+    _, state, _ = env.reset(seed=2)
+    np.testing.assert_array_equal(state[2:], [0.0, 0.0])  # a new episode forgets the last one's actions
