@@ -33,8 +33,8 @@ def check_run(run, read_metric) -> None:
 def test_mabl_learns_the_climb_game_from_imagined_play(tmp_path, cli, read_metric, read_metric_values, quiet_cli_args):
     """conf/mabl_climb.yaml as shipped (4000 environment steps, about 75 s): per 10-step episode, uniform random
     play scores about 2.3, the tempting landmark 3 and the equilibrium 10. The Gaussian policies on agent latents
-    learn from imagination only; measured on seeds 0 and 3 (and 1, 2 at 2500 steps): greedy 8.0-8.1 at the end,
-    0.08-0.13 from the equilibrium (docs/results/mabl.md). The bounds leave room for a seed's dip (seed 0 passes
+    learn from imagination only; measured on seeds 0, 3, 5, 6 (and 1, 2 at 2500 steps): greedy 7.2-8.1 at the end,
+    0.08-0.23 from the equilibrium (docs/results/mabl.md). The bounds leave room for a seed's dip (seed 0 passes
     through 4.8 at 2400 steps)."""
     result = cli("fit", "--config", "conf/mabl_climb.yaml", *quiet_cli_args)
     assert result.returncode == 0, result.stderr[-3000:]
