@@ -118,7 +118,6 @@ class ClimbGame(MultiAgentEnv):
             raise ValueError(f"climb: episode_length must be >= 1, got {episode_length}")
         self.spec = climb_spec(episode_length, observe_last_actions)
         self._observe_last_actions = observe_last_actions
-        self._last_actions = np.zeros(2, np.float32)  # the previous joint action (zeros at an episode's start)
         self._rng = np.random.default_rng()
         self._state = 0
         self._t = 0
@@ -126,8 +125,9 @@ class ClimbGame(MultiAgentEnv):
 
     def _observe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         state = np.eye(2, dtype=np.float32)[self._state]
-        if self._observe_last_actions:
-            state = np.concatenate([state, self._last_actions])
+        if self._observe_last_actions:  # the previous step was played in the other state; nan (-> 0) at the start
+            previous = np.nan_to_num(self._last_joint[1 - self._state], nan=0.0)
+            state = np.concatenate([state, previous.astype(np.float32)])
         return np.stack([state, state]), state, np.ones((2, 1), bool)
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,7 +136,6 @@ class ClimbGame(MultiAgentEnv):
         self._state = int(self._rng.integers(2))
         self._t = 0
         self._last_joint[:] = np.nan
-        self._last_actions[:] = 0.0
         return self._observe()
 
     def step(
@@ -147,7 +146,6 @@ class ClimbGame(MultiAgentEnv):
             raise ValueError(f"climb: actions must be two finite numbers (shape [2, 1]), got {actions!r}")
         reward = float(climb_reward(self._state, actions.reshape(2)))
         self._last_joint[self._state] = np.clip(actions.reshape(2), -1.0, 1.0)
-        self._last_actions[:] = self._last_joint[self._state]
         self._state = 1 - self._state
         self._t += 1
         obs, state, avail = self._observe()
