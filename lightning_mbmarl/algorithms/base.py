@@ -1,5 +1,5 @@
-"""What every method's LightningModule shares: the environment spec, step counters, greedy evaluation in the
-real environment, and checkpointing of everything a resumed run needs (counters and random-number states).
+"""What every method's LightningModule shares: the environment spec, step counters, evaluation in the real
+environment (greedy, or with sampled actions), and checkpointing of everything a resumed run needs (counters and random-number states).
 
 Subclasses implement :meth:`MultiAgentAlgorithm.act` (team actions from observations and histories) and their own
 ``training_step`` (manual optimisation: ``self.automatic_optimization = False``); they call
@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -48,13 +49,40 @@ def as_config(value: ConfigT | dict[str, Any], cls: type[ConfigT]) -> ConfigT:
     raise TypeError(f"expected {cls.__name__} or a dict of its fields, got {type(value).__name__}")
 
 
+EVALUATION_POLICIES = ("greedy", "sampled")
+
+
+@contextmanager
+def own_random_stream(seed: int, device: torch.device, enabled: bool = True) -> Iterator[None]:
+    """Inside, torch's random generators (the CPU's and a CUDA ``device``'s) start from ``seed``; after, they are
+    back where they were. Disabled, it changes nothing."""
+    if not enabled:
+        yield
+        return
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield
+
+
 @dataclass
 class EvaluationConfig:
-    """Greedy evaluation in the real environment."""
+    """Evaluation in the real environment.
 
-    episodes: int = 10  # greedy episodes at each periodic evaluation
-    final_episodes: int = 100  # greedy episodes when training ends, and in `validate` / `test`
+    ``policy``: ``greedy`` (each agent's most likely action) or ``sampled`` (actions drawn from the policy, as the
+    released MAMBA and MABL code score their training episodes, which is what their papers report: on Flatland a
+    greedy policy can keep a train waiting forever where the sampled one departs). Sampled evaluations draw from
+    their own random stream, seeded by ``seed``: they are reproducible and leave the training's stream untouched.
+    """
+
+    episodes: int = 10  # episodes at each periodic evaluation
+    final_episodes: int = 100  # episodes when training ends, and in `validate` / `test`
     seed: int = 10_000  # environment seed of evaluations (offset by rank and evaluation count)
+    policy: Literal["greedy", "sampled"] = "greedy"  # how actions are chosen
+
+    def __post_init__(self) -> None:
+        if self.policy not in EVALUATION_POLICIES:
+            raise ValueError(f"EvaluationConfig: policy must be one of {EVALUATION_POLICIES}, got {self.policy!r}")
 
 
 @dataclass(frozen=True)
@@ -169,22 +197,25 @@ class MultiAgentAlgorithm(L.LightningModule):
 
     @torch.no_grad()
     def evaluate(self, episodes: int, seed: int, env_config: EnvConfig | None = None) -> dict[str, float]:
-        """Run ``episodes`` greedy episodes in the real environment (one environment copy each, stepped together).
+        """Run ``episodes`` episodes in the real environment (one environment copy each, stepped together), actions
+        chosen as ``self.evaluation.policy`` says.
 
         Returns mean ``return``, ``normalized_score`` (when the environment has reference scores), ``length``,
         and the rate of every boolean episode flag the environment reports (e.g. ``won_rate``).
         """
         config = self._env_config(env_config)
+        greedy = self.evaluation.policy == "greedy"
         env = make_vector_env(config, episodes)
         was_training = self.training
         self.eval()
         try:
-            runner = EnvRunner(env, self.history_length, seed, self.device)
-            first_episode: dict[int, FinishedEpisode] = {}
-            while len(first_episode) < episodes:
-                _, finished = runner.step(lambda obs, avail, history: self.act(obs, avail, history, greedy=True))
-                for episode in finished:
-                    first_episode.setdefault(episode.copy, episode)
+            with own_random_stream(seed, self.device, enabled=not greedy):
+                runner = EnvRunner(env, self.history_length, seed, self.device)
+                first_episode: dict[int, FinishedEpisode] = {}
+                while len(first_episode) < episodes:
+                    _, finished = runner.step(lambda obs, avail, history: self.act(obs, avail, history, greedy))
+                    for episode in finished:
+                        first_episode.setdefault(episode.copy, episode)
         finally:
             env.close()
             self.train(was_training)
