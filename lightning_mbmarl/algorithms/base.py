@@ -148,6 +148,9 @@ class MultiAgentAlgorithm(L.LightningModule):
         self.evaluation = as_config(evaluation, EvaluationConfig)
         self.automatic_optimization = False
         self.counters = {"evaluations": 0}
+        #: the stream of episodes :meth:`act` serves: "collection" (training data), or "evaluation" inside
+        #: :meth:`evaluate`; a method that keeps state between calls (a latent filter) keeps one per stream
+        self.acting_stream = "collection"
         self._finished = False
         self._unlogged_episodes: list[FinishedEpisode] = []
         self._unlogged_values: dict[str, torch.Tensor | float] = {}
@@ -206,8 +209,9 @@ class MultiAgentAlgorithm(L.LightningModule):
         config = self._env_config(env_config)
         greedy = self.evaluation.policy == "greedy"
         env = make_vector_env(config, episodes)
-        was_training = self.training
+        was_training, stream = self.training, self.acting_stream
         self.eval()
+        self.acting_stream = "evaluation"
         try:
             with own_random_stream(seed, self.device, enabled=not greedy):
                 runner = EnvRunner(env, self.history_length, seed, self.device)
@@ -219,6 +223,7 @@ class MultiAgentAlgorithm(L.LightningModule):
         finally:
             env.close()
             self.train(was_training)
+            self.acting_stream = stream
         results = list(first_episode.values())
         metrics = {k.removeprefix("episode_"): v for k, v in summarize_episodes(results).items()}
         reference = reference_for(config.name, config.kwargs)

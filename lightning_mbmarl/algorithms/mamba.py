@@ -136,7 +136,7 @@ class MAMBA(OnlineAlgorithm):
             iteration_model_updates=0,
             iteration_policy_rounds=0,
         )  # parts of the current iteration
-        self._filters: dict[bool, RSSMState] = {}  # posterior of each acting stream (key: greedy), [E, N]
+        self._filters: dict[tuple[str, bool], RSSMState] = {}  # posterior per acting stream and greedy flag, [E, N]
 
     def build_world_model(self, config: RSSMConfig | dict[str, Any]) -> RSSMWorldModel:
         """The world model (subclasses: another kind, e.g. MABL's bi-level model)."""
@@ -172,17 +172,19 @@ class MAMBA(OnlineAlgorithm):
 
     def filtered(self, obs: torch.Tensor, history: History, greedy: bool) -> RSSMState:
         """Each copy's filter advanced by the last action and ``obs [E, N, O]`` (``world_model.filter_step``):
-        ``[E, N]``. Sampled and greedy play keep separate filters; a new stream restarts its filter."""
+        ``[E, N]``. Each acting stream (collection, evaluation), greedy or sampled, keeps its own filter; a new stream
+        restarts its filter."""
         _, history_action, history_mask = history
         if history_action is None or history_mask is None:
             raise ValueError(f"{type(self).__name__}.act needs the last step of history (history_length = 1)")
         is_first = ~history_mask[:, -1]  # the history restarts with each episode
-        state = self._filters.get(greedy)
+        stream = (self.acting_stream, greedy)
+        state = self._filters.get(stream)
         if state is None or state.deter.shape[0] != obs.shape[0]:  # a new stream (e.g. after warm-up): restart
             state, is_first = self.world_model.filter_start(is_first.shape), torch.ones_like(is_first)
         with evaluation_mode(self.world_model):  # the last actions, encoded [E, N, A]: one-hot, or as executed
             state = self.world_model.filter_step(state, history_action[:, :, -1], obs, is_first)
-        self._filters[greedy] = state
+        self._filters[stream] = state
         return state
 
     def latent_policy(self, features: torch.Tensor, avail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
