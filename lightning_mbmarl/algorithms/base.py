@@ -1,5 +1,6 @@
 """What every method's LightningModule shares: the environment spec, step counters, evaluation in the real
-environment (greedy, or with sampled actions), and checkpointing of everything a resumed run needs (counters and random-number states).
+environment (greedy, or with sampled actions), and checkpointing of everything a resumed run needs (counters and
+random-number states).
 
 Subclasses implement :meth:`MultiAgentAlgorithm.act` (team actions from observations and histories) and their own
 ``training_step`` (manual optimisation: ``self.automatic_optimization = False``); they call
