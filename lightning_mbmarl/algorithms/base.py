@@ -15,8 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -31,6 +30,7 @@ from lightning_mbmarl.data.offline_datamodule import OfflineDataModule
 from lightning_mbmarl.data.online_datamodule import OnlineDataModule
 from lightning_mbmarl.envs import ActionKind, EnvConfig, EnvSpec, make_vector_env
 from lightning_mbmarl.learners.memory import History
+from lightning_mbmarl.random_streams import own_random_stream
 from lightning_mbmarl.reference_scores import reference_for
 
 
@@ -51,19 +51,6 @@ def as_config(value: ConfigT | dict[str, Any], cls: type[ConfigT]) -> ConfigT:
 
 
 EVALUATION_POLICIES = ("greedy", "sampled")
-
-
-@contextmanager
-def own_random_stream(seed: int, device: torch.device, enabled: bool = True) -> Iterator[None]:
-    """Inside, torch's random generators (the CPU's and a CUDA ``device``'s) start from ``seed``; after, they are
-    back where they were. Disabled, it changes nothing."""
-    if not enabled:
-        yield
-        return
-    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
-        yield
 
 
 @dataclass

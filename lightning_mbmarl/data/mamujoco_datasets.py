@@ -39,6 +39,7 @@ from lightning_mbmarl.data.hdf5_format import (
 from lightning_mbmarl.envs import EnvConfig, EnvSpec, make_env
 from lightning_mbmarl.envs.mamujoco_observations import ANT_STATE_DIM, observation_names, reacher_elbow_angle
 from lightning_mbmarl.envs.observation import StateObserver
+from lightning_mbmarl.random_streams import own_random_stream
 
 RANDOM = "random"
 DEFAULT_AGENT_CONF = {"Ant": "4x2", "Reacher": "2x1"}
@@ -182,8 +183,7 @@ def collect_mamujoco(
     for k, name in enumerate(policies):
         part_seed = seed + k * PART_SEED_STRIDE
         policy, description = load_policy(name, spec, greedy)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(part_seed)
+        with own_random_stream(part_seed, torch.device("cpu")):
             parts.append(collect_dataset(config, policy, per_part, part_seed, produced_by=description["description"]))
         described.append({**description, "episodes": per_part, "seed": part_seed})
     produced_by = "; ".join(d["description"] for d in described)
