@@ -55,7 +55,11 @@ class RSSMConfig:
     attention_feedforward: int = 256  # feed-forward width of each attention layer (MAMBA: = hidden)
     attention_dropout: float = 0.1  # dropout inside the attention layers (active in train mode only)
     head_layers: int = 2  # hidden layers of the reward, pcont, avail and info (action) heads
-    reward_target: Literal["team", "agent"] = "team"  # each agent predicts the team reward, or its agent_rewards
+    # Reward head targets: "agent" (each agent its own reward r^i, as MABL §3.1.2 writes the predictor and as the
+    # released MAMBA and MABL code train it on Flatland; the learner scores imagination with their mean over
+    # agents) or "team" (every agent the team reward). Where an environment has no per-agent rewards (SMAX,
+    # MaMuJoCo, ICG) its agent_rewards repeat the team reward and the two coincide.
+    reward_target: Literal["team", "agent"] = "agent"
     kl_balance: float = 0.8  # weight of KL(sg(post) || prior), which trains the prior; 1 - it trains the posterior
     kl_scale: float = 1.0  # weight of the balanced KL term
     recon_scale: float = 1.0  # weight of observation reconstruction (smooth-L1, summed over observation entries)

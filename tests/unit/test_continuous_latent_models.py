@@ -64,6 +64,7 @@ def windows(B: int = 3, L: int = 5, scale: float = 2.0) -> dict[str, torch.Tenso
         "next_state": state[:, 1:],
         "action": action,
         "reward": torch.randn(B, L, generator=g),
+        "agent_rewards": torch.randn(B, L, N, generator=g),
         "terminated": torch.zeros(B, L),
         "is_first": is_first,
         "avail": avail[:, :-1],

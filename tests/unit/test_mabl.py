@@ -42,6 +42,7 @@ def windows(batch: int = 2, length: int = 5) -> dict[str, torch.Tensor]:
         "next_state": torch.randn(batch, length, s, generator=g),
         "action": torch.randint(0, 3, (batch, length, n), generator=g),
         "reward": torch.randn(batch, length, generator=g),
+        "agent_rewards": torch.randn(batch, length, n, generator=g),
         "terminated": torch.zeros(batch, length, dtype=torch.bool),
         "is_first": is_first,
         "avail": torch.ones(batch, length, n, a, dtype=torch.bool),
@@ -84,6 +85,20 @@ def test_kl_of_one_categorical_by_hand():
     expected = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
     assert kl_balanced(post, prior, 0.8).item() == pytest.approx(expected, abs=1e-6)
     assert hand_kl(post, prior).item() == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("target, expected", [("agent", (0.125 + 1.5 + 0.5) / 3), ("team", 0.5 * 0.2**2)])
+def test_reward_term_reads_each_agents_own_reward_by_default(target, expected):
+    # §3.1.2: agent i's predictor outputs its own reward r^i. The reward head is zeroed, so the term is the mean
+    # smooth-L1 of the target: agents earning (0.5, 2.0, -1.0) give (0.125, 1.5, 0.5); the team reward 0.2 gives 0.02.
+    assert BiLevelConfig().reward_target == "agent"
+    model = BiLevelWorldModel(SPEC, BiLevelConfig(reward_target=target, **TINY))
+    for p in model.reward_head.parameters():
+        torch.nn.init.zeros_(p)
+    batch = windows()
+    batch["agent_rewards"] = torch.tensor([0.5, 2.0, -1.0]).expand(2, 5, 3)
+    batch["reward"] = torch.full((2, 5), 0.2)
+    assert bilevel_world_model_loss(model, batch)["reward"].item() == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["per_agent", "shared"])

@@ -99,6 +99,20 @@ def test_shapes_loss_terms_and_every_parameter_trained() -> None:
     torch.testing.assert_close(out["loss"].detach(), out["model_error"].mean())
 
 
+@pytest.mark.parametrize("target, expected", [("agent", (0.125 + 1.5 + 0.5) / 3), ("team", 0.5 * 0.2**2)])
+def test_reward_term_reads_each_agents_own_reward_by_default(target, expected) -> None:
+    # The reward head is zeroed, so the term is the mean smooth-L1 of the target itself. Every step's agents earn
+    # (0.5, 2.0, -1.0) -> (0.5 * 0.5^2, 2.0 - 0.5, 1.0 - 0.5) = (0.125, 1.5, 0.5); the team reward 0.2 -> 0.5 * 0.2^2.
+    assert RSSMConfig().reward_target == "agent"
+    model = RSSMWorldModel(SPEC, tiny_config(reward_target=target))
+    for p in model.reward_head.parameters():
+        torch.nn.init.zeros_(p)
+    batch = random_batch(2, 3)
+    batch["agent_rewards"] = torch.tensor([0.5, 2.0, -1.0]).expand(2, 3, N)
+    batch["reward"] = torch.full((2, 3), 0.2)
+    assert world_model_loss(model, batch)["reward"].item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_kl_balanced_matches_hand_computation_and_routes_gradients() -> None:
     # Categorical 1: post p = (0.75, 0.25), prior q = (0.5, 0.5). Categorical 2: post = prior, KL 0.
     # KL(p || q) = 0.75 ln 1.5 + 0.25 ln 0.5 = 0.304099 - 0.173287 = 0.130812;
