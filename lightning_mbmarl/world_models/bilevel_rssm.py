@@ -61,10 +61,8 @@ class BiLevelConfig:
     categoricals: int = 32  # categorical latent variables of each level (C)
     classes: int = 32  # classes of each categorical (K)
     head_layers: int = 2  # hidden layers of the reward, pcont, avail and action-decoder heads
-    # Reward head targets: "agent" (each agent its own reward r^i, as MABL §3.1.2 writes the predictor and as the
-    # released MAMBA and MABL code train it on Flatland; the learner scores imagination with their mean over
-    # agents) or "team" (every agent the team reward). Where an environment has no per-agent rewards (SMAX,
-    # MaMuJoCo, ICG) its agent_rewards repeat the team reward and the two coincide.
+    # "agent": each agent predicts its own reward r^i (§3.1.2; the released code on Flatland), "team": the team
+    # reward; as RSSMConfig.reward_target
     reward_target: Literal["team", "agent"] = "agent"
     kl_balance: float = 0.8  # KL balancing on both levels (MABL §3.2, from DreamerV2)
     kl_scale: float = 1.0  # weight of the agent level's balanced KL
