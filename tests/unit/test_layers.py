@@ -3,7 +3,7 @@ or the layers below it, and ``world_models`` and ``learners`` never import each 
 
 Layers, lowest first (README, "Layout"):
 
-0. ``envs``, ``nn``, ``reference_scores``: environments and network building blocks
+0. ``envs``, ``nn``, ``reference_scores``, ``random_streams``: environments, network building blocks, shared helpers
 1. ``world_models``, ``learners``: models and learners, plain ``nn.Module`` s and loss functions
 2. ``rollouts``, ``data``: rollouts in world models; datasets, replay and data modules
 3. ``algorithms``: one LightningModule per method
@@ -21,6 +21,7 @@ LAYERS = {
     "envs": 0,
     "nn": 0,
     "reference_scores": 0,
+    "random_streams": 0,
     "world_models": 1,
     "learners": 1,
     "rollouts": 2,
