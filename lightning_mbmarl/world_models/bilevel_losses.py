@@ -17,6 +17,7 @@ from lightning_mbmarl.world_models.rssm_losses import (
     kl_balanced,
     model_avail_loss,
     pcont_loss,
+    per_agent_targets,
     reconstruction_loss,
     reward_loss,
 )
@@ -47,8 +48,7 @@ def bilevel_world_model_loss(
     seq = model.observe(batch)
     before, after = seq.start.features, seq.posterior.features
     agents = after.shape[:-1]  # [B, L, N]
-    reward = batch["reward"].unsqueeze(-1).expand(agents) if c.reward_target == "team" else batch["agent_rewards"]
-    continues = (1.0 - batch["terminated"].float()).unsqueeze(-1).expand(agents)
+    reward, continues = per_agent_targets(batch, c.reward_target, agents)
     kl, global_kl = _kl_terms(seq.posterior, seq.prior, c.kl_balance)
     agent_terms = {
         "kl": kl,

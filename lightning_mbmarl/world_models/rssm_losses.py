@@ -44,6 +44,21 @@ def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, obs_mask: torc
     return torch.where(obs_mask, error, 0.0).sum(dim=-1)
 
 
+def per_agent_targets(
+    batch: dict[str, torch.Tensor], reward_target: str, agents: torch.Size
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each agent's reward and continuation targets, both ``[B, L, N]`` (``agents``).
+
+    The reward is the agent's own (``agent_rewards``) or the team's repeated over agents (``reward_target`` "agent"
+    or "team", as ``RSSMConfig.reward_target``); the continuation ``1 - terminated`` is the episode's, the same for
+    every agent.
+    """
+    team = batch["reward"].unsqueeze(-1).expand(agents)
+    reward = team if reward_target == "team" else batch["agent_rewards"]
+    continues = (1.0 - batch["terminated"].float()).unsqueeze(-1).expand(agents)
+    return reward, continues
+
+
 def reward_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Smooth-L1 per element (``[..., N] -> [..., N]``)."""
     return F.smooth_l1_loss(pred.float(), target.float(), reduction="none")
@@ -121,8 +136,7 @@ def world_model_loss(
     seq = model.observe(batch)
     before, after = seq.start.features, seq.posterior.features
     agents = after.shape[:-1]  # [B, L, N]
-    reward = batch["reward"].unsqueeze(-1).expand(agents) if c.reward_target == "team" else batch["agent_rewards"]
-    continues = (1.0 - batch["terminated"].float()).unsqueeze(-1).expand(agents)
+    reward, continues = per_agent_targets(batch, c.reward_target, agents)
     transition = {
         "kl": kl_balanced(seq.posterior.logits, seq.prior.logits, c.kl_balance),
         "recon": reconstruction_loss(model.decode(after), batch["next_obs"], model.obs_mask),
