@@ -117,6 +117,12 @@ class BiLevelState:
         upper = None if a.upper is None else RSSMState.where(mask, a.upper, b.upper)
         return BiLevelState(RSSMState.where(mask, a.agent, b.agent), upper)
 
+    def unbind(self, dim: int) -> list["BiLevelState"]:
+        """The states along axis ``dim``, one per index (see :meth:`RSSMState.unbind`)."""
+        agents = self.agent.unbind(dim)
+        uppers = [None] * len(agents) if self.upper is None else self.upper.unbind(dim)
+        return [BiLevelState(agent, upper) for agent, upper in zip(agents, uppers)]
+
     @staticmethod
     def stack(states: list["BiLevelState"], dim: int) -> "BiLevelState":
         upper = None if states[0].upper is None else RSSMState.stack([s.upper for s in states], dim)
@@ -291,17 +297,18 @@ class BiLevelWorldModel(nn.Module):
             self.encode_state(batch["state"]),
         )  # [B, L], used where restarting
         next_embed, next_state_embed = self.encode(batch["next_obs"]), self.encode_state(batch["next_state"])
+        L = obs.shape[1]
+        state_embeds = [None] * L if next_state_embed is None else next_state_embed.unbind(1)
+        steps = zip(restart.unbind(1), is_first.unbind(1), actions.unbind(1), next_embed.unbind(1), state_embeds)
         starts, agent_deters, upper_deters, posteriors = [], [], [], []
-        for t in range(obs.shape[1]):
-            restart_t = restart.map(lambda x: x[:, t])
-            start = restart_t if t == 0 else BiLevelState.where(is_first[:, t], restart_t, posteriors[-1])
-            agent_deter = self.agent_transition(start.agent, actions[:, t])
-            upper_deter = None if start.upper is None else self.upper_transition(start.upper, actions[:, t])
+        for t, (restart_t, is_first_t, actions_t, embed_t, state_embed_t) in enumerate(steps):
+            start = restart_t if t == 0 else BiLevelState.where(is_first_t, restart_t, posteriors[-1])
+            agent_deter = self.agent_transition(start.agent, actions_t)
+            upper_deter = None if start.upper is None else self.upper_transition(start.upper, actions_t)
             starts.append(start)
             agent_deters.append(agent_deter)
             upper_deters.append(upper_deter)
-            state_embed = None if next_state_embed is None else next_state_embed[:, t]
-            posteriors.append(self.posterior(agent_deter, upper_deter, next_embed[:, t], state_embed))
+            posteriors.append(self.posterior(agent_deter, upper_deter, embed_t, state_embed_t))
         # Posteriors read only the priors' deter: the prior latents of every step in one pass.
         upper = None if upper_deters[0] is None else torch.stack(upper_deters, 1)
         priors = self._priors(torch.stack(agent_deters, 1), upper)

@@ -109,6 +109,14 @@ class RSSMState:
 
         return RSSMState(pick(a.deter, b.deter), pick(a.stoch, b.stoch), pick(a.logits, b.logits))
 
+    def unbind(self, dim: int) -> list["RSSMState"]:
+        """The states along axis ``dim``, one per index. Its backward is one stack of their gradients, where
+        indexing each step (``x[:, t]``) makes the backward fill and add a whole-sequence gradient per step."""
+        return [
+            RSSMState(*fields)
+            for fields in zip(self.deter.unbind(dim), self.stoch.unbind(dim), self.logits.unbind(dim))
+        ]
+
     @staticmethod
     def stack(states: list["RSSMState"], dim: int) -> "RSSMState":
         return RSSMState(
@@ -296,15 +304,14 @@ class RSSMWorldModel(nn.Module):
         restarts = is_first.clone()
         restarts[:, 0] = True  # every window starts from zeros
         restart = self.restart_posteriors(obs, restarts)  # [B, L, N], meaningful where restarts
-        next_embed = self.encode(next_obs)
+        steps = zip(restart.unbind(1), is_first.unbind(1), actions.unbind(1), self.encode(next_obs).unbind(1))
         starts, deters, posteriors = [], [], []
-        for t in range(obs.shape[1]):
-            restart_t = restart.map(lambda x: x[:, t])
-            start = restart_t if t == 0 else RSSMState.where(is_first[:, t], restart_t, posteriors[-1])
-            deter = self.transition(start, actions[:, t])
+        for t, (restart_t, is_first_t, actions_t, next_embed_t) in enumerate(steps):
+            start = restart_t if t == 0 else RSSMState.where(is_first_t, restart_t, posteriors[-1])
+            deter = self.transition(start, actions_t)
             starts.append(start)
             deters.append(deter)
-            posteriors.append(self._posterior(deter, next_embed[:, t]))
+            posteriors.append(self._posterior(deter, next_embed_t))
         # The priors do not feed the recurrence (posteriors read only their deter): one pass over all steps.
         deter = torch.stack(deters, 1)
         priors = self._latent(deter, self.prior_head(deter))

@@ -71,6 +71,10 @@ def test_both_levels_have_the_documented_shapes(mode, upper):
         seq.posterior.map(lambda x: x[:, -1]), torch.eye(4)[torch.zeros(2, 3, dtype=torch.long)]
     )
     assert imagined.features.shape == (2, 3, model.feature_dim)
+    # unbind gives each step's state, both levels (or the agent level alone)
+    steps = seq.posterior.unbind(1)
+    assert len(steps) == 5 and (steps[3].upper is None) == (not upper)
+    assert torch.equal(steps[3].features, seq.posterior.map(lambda x: x[:, 3]).features)
 
 
 def hand_kl(post_logits: torch.Tensor, prior_logits: torch.Tensor) -> torch.Tensor:

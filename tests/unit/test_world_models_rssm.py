@@ -16,6 +16,7 @@ from lightning_mbmarl.nn.distributions import MaskedCategorical
 from lightning_mbmarl.world_models.imagination import imagine
 from lightning_mbmarl.world_models.rssm import (
     RSSMConfig,
+    RSSMState,
     RSSMWorldModel,
     sample_classes,
     sample_from_probs,
@@ -207,6 +208,25 @@ def test_observe_restarts_at_is_first() -> None:
     carried = [t for t in range(1, L) if t != reset]
     assert torch.equal(a.start.deter[:, carried], a.posterior.deter[:, [t - 1 for t in carried]])
     assert torch.equal(a.start.stoch[:, carried], a.posterior.stoch[:, [t - 1 for t in carried]])
+
+
+def test_state_unbind_gives_each_step_with_the_gradients_of_indexing() -> None:
+    torch.manual_seed(0)
+    fields = [torch.randn(2, 4, N, 3, requires_grad=True) for _ in range(3)]
+    weights = torch.randn(4)  # each step's weight in a scalar, so every gradient slice differs
+
+    def gradients(steps: list[RSSMState]) -> list[torch.Tensor]:
+        loss = sum(w * (s.deter.sin() + s.stoch.square() + s.logits).sum() for w, s in zip(weights, steps))
+        return torch.autograd.grad(loss, fields)
+
+    state = RSSMState(*fields)
+    steps = state.unbind(1)
+    indexed = [state.map(lambda x: x[:, t]) for t in range(4)]
+    assert len(steps) == 4
+    for a, b in zip(steps, indexed):
+        assert all(torch.equal(x, y) for x, y in zip((a.deter, a.stoch, a.logits), (b.deter, b.stoch, b.logits)))
+    for by_unbind, by_index in zip(gradients(steps), gradients(indexed)):
+        torch.testing.assert_close(by_unbind, by_index, rtol=0, atol=0)
 
 
 def test_filter_step_restarts_where_is_first() -> None:
