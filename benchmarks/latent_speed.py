@@ -1,5 +1,5 @@
-"""Eager against the fast path, side by side in one run: MAMBA and MAG iterations on SMAX and the Gaussian-ensemble
-training step (MOMA-PPO's and AORPO's world models).
+"""Eager against the fast path, side by side in one run: MAMBA, MAG and MABL iterations on SMAX and the
+Gaussian-ensemble training step (MOMA-PPO's and AORPO's world models).
 
 "Eager" is the float32 reference path (``--model.init_args.fast.bf16=off``, no compilation, unfused Adam); "fast"
 is the fast path with the settings given (default: the package's defaults, ``fast.bf16=auto``, ``fast.compile=none``; see
@@ -14,7 +14,8 @@ sizes given (default: the CPU MOMA-PPO Ant configs' 7 members x 3 x 200, batch 2
         --ensemble-hidden 1024 1024 1024 1024                                   # on a GPU, at the configs' sizes
 
 Prints a table per method (seconds per world-model update, per imagination, per policy round, per iteration) and,
-last, ``fast/eager speed-up: MAMBA <a>x, MAG <b>x, ensemble <c>x`` (ratios of median iteration / step times).
+last, ``fast/eager speed-up: MAMBA <a>x, MAG <b>x, ensemble <c>x`` (ratios of median iteration / step times; one
+figure per method named by ``--methods``).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def ensemble_step_seconds(path: str, args: argparse.Namespace) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="*", default=["mamba", "mag"], choices=["mamba", "mag"])
+    parser.add_argument("--methods", nargs="*", default=["mamba", "mag"], choices=["mamba", "mag", "mabl"])
     parser.add_argument("--map", default="2s3z", help="SMAX map of conf/<method>_smax_<map>.yaml")
     parser.add_argument("--batch-size", type=int, default=8, help="replay windows per batch (configs: 40)")
     parser.add_argument("--iterations", type=int, default=1, help="timed iterations per run")
