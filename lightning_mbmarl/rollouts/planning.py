@@ -33,12 +33,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 
 from lightning_mbmarl.learners.policies import CategoricalPolicy, GaussianPolicy
 from lightning_mbmarl.nn.one_hot_input import OneHotInputMLP
 from lightning_mbmarl.world_models.model_reward import ModelRewardPredictor
-from lightning_mbmarl.world_models.rssm import RSSMState, RSSMWorldModel, sample_classes
+from lightning_mbmarl.world_models.rssm import RSSMState, RSSMWorldModel, float_one_hot, sample_classes
 
 
 @dataclass
@@ -174,7 +173,7 @@ def plan_prediction(
     step = model.imagine_step(state, actions)  # [B, N]: deter and prior logits shared by the candidates
     logits = step.logits.unsqueeze(1).expand(-1, L, *step.logits.shape[1:])
     deter, classes = step.deter.unsqueeze(1).expand(-1, L, *step.deter.shape[1:]), sample_classes(logits.float())
-    first = RSSMState(deter, F.one_hot(classes, logits.shape[-1]).float().flatten(-2), logits)  # [B, L, N]
+    first = RSSMState(deter, float_one_hot(classes, logits.shape[-1]).flatten(-2), logits)  # [B, L, N]
     scores = (look or LookAhead(model, predictor, policy)).score(deter, classes, horizon)  # [B, L]
     choice = scores.argmin(dim=1)  # one choice per sample
     rows = torch.arange(B, device=choice.device)

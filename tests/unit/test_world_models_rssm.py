@@ -18,6 +18,7 @@ from lightning_mbmarl.world_models.rssm import (
     RSSMConfig,
     RSSMState,
     RSSMWorldModel,
+    float_one_hot,
     sample_classes,
     sample_from_probs,
     straight_through_sample,
@@ -170,6 +171,8 @@ def test_inverse_cdf_sampling_by_hand_and_in_frequency() -> None:
     torch.manual_seed(0)
     # u = 0.4963: two cumulative probabilities are <= u, so class 2
     assert u.item() == pytest.approx(0.4963, abs=1e-4) and sample_from_probs(probs).tolist() == [2]
+    assert sample_from_probs(probs, torch.ones(1, 1)).tolist() == [3]  # u * total rounded up to the total: last class
+    assert sample_from_probs(probs, torch.zeros(1, 1)).dtype == torch.int64
     torch.manual_seed(1)
     drawn = sample_from_probs(probs.expand(200_000, 4))
     frequency = torch.bincount(drawn, minlength=4) / drawn.numel()
@@ -180,6 +183,13 @@ def test_inverse_cdf_sampling_by_hand_and_in_frequency() -> None:
     torch.manual_seed(2)
     b = straight_through_sample(torch.log(probs + 1e-30).expand(5, 1, 4)).view(5, 4).argmax(-1)
     assert torch.equal(a, b)  # the same random numbers give the same samples
+
+
+def test_float_one_hot_by_hand_and_as_f_one_hot() -> None:
+    assert float_one_hot(torch.tensor([[2, 0]]), 3).tolist() == [[[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]]
+    classes = torch.randint(0, 32, (4, 5, 32), generator=torch.Generator().manual_seed(0))
+    one_hot = float_one_hot(classes, 32)
+    assert one_hot.dtype == torch.float32 and torch.equal(one_hot, F.one_hot(classes, 32).float())
 
 
 def test_observe_restarts_at_is_first() -> None:
