@@ -7,6 +7,8 @@ The loops, at the sizes their configs train with (random data of the right shape
   loss forward, backward, gradient clip and Adam step;
 * MAMBA imagination: filtering the windows and 15 imagined steps with the policy from every filtered state;
 * MAMBA PPO minibatch step (2000 imagined states, attention critic);
+* MAG plan (``conf/mag_smax_2s3z.yaml``: one imagined step of every filtered state, 4 candidates scored over 6 steps by
+  the bf16 look-ahead; R̂_m 2 x 256);
 * MOMA-PPO ensemble training step (``conf/moma_ant_po.yaml``: 7 members x 3 x 200, batch 256);
 * AORPO ego-ensemble training step (``conf/aorpo_mpe_spread.yaml``: 3 egos x 7 members x 3 x 200, batch 256).
 
@@ -30,9 +32,11 @@ from lightning_mbmarl.learners.mappo import ppo_loss
 from lightning_mbmarl.nn.distributions import MaskedCategorical
 from lightning_mbmarl.algorithms.mamba import MAMBA_PPO
 from lightning_mbmarl.nn.fast_path import FastPath, FastPathConfig
+from lightning_mbmarl.rollouts.planning import LookAhead, PlanningConfig, plan_prediction
 from lightning_mbmarl.world_models.ego_ensembles import EgoEnsembles
 from lightning_mbmarl.world_models.ensemble import EnsembleConfig, GaussianEnsemble, ensemble_loss
 from lightning_mbmarl.world_models.imagination import imagine
+from lightning_mbmarl.world_models.model_reward import ModelRewardConfig, ModelRewardPredictor
 from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMWorldModel
 from lightning_mbmarl.world_models.rssm_losses import world_model_loss
 from timing import time_calls
@@ -105,10 +109,33 @@ def latent_loops(fast: FastPath, batch_size: int) -> dict[str, Callable[[], None
         loss.backward()
         policy_optimizer.step()
 
+    predictor = ModelRewardPredictor(model.feature_dim, ModelRewardConfig())
+    with torch.no_grad():
+        start = model.eval().observe(batch).start.map(lambda x: x.flatten(0, 1))
+        look = LookAhead(model, predictor, actor_critic.policy, torch.bfloat16)  # MAG's config: bf16 look-ahead
+        actions = model.actions.inputs(actor_critic.act(start.features, model.predict_avail(start.features))[0])
+    model.train()
+    planning = PlanningConfig()
+
+    def plan() -> None:
+        with torch.no_grad(), fast.autocast("cpu"):
+            plan_prediction(
+                model.eval(),
+                predictor,
+                actor_critic.policy,
+                start,
+                actions,
+                planning.horizon,
+                planning.candidates,
+                look,
+            )
+        model.train()
+
     return {
         f"MAMBA world-model update (batch {batch_size})": world_model_update,
         f"MAMBA imagination (batch {batch_size}, 15 steps)": imagination,
         f"MAMBA PPO minibatch step ({minibatch['action'].shape[0]} states)": ppo_step,
+        f"MAG plan ({start.deter.shape[0]} states, L={planning.candidates}, H={planning.horizon})": plan,
     }
 
 
