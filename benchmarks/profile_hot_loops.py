@@ -31,7 +31,7 @@ from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig,
 from lightning_mbmarl.learners.mappo import ppo_loss
 from lightning_mbmarl.nn.distributions import MaskedCategorical
 from lightning_mbmarl.algorithms.mamba import MAMBA_PPO
-from lightning_mbmarl.nn.fast_path import FastPath, FastPathConfig
+from lightning_mbmarl.nn.fast_path import FastPath, FastPathConfig, keep_freed_memory
 from lightning_mbmarl.rollouts.planning import LookAhead, PlanningConfig, plan_prediction
 from lightning_mbmarl.world_models.ego_ensembles import EgoEnsembles
 from lightning_mbmarl.world_models.ensemble import EnsembleConfig, GaussianEnsemble, ensemble_loss
@@ -200,6 +200,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5, help="timed calls per loop and path")
     parser.add_argument("--fast-bf16", default="auto", choices=["auto", "on", "off"])
     args = parser.parse_args()
+    keep_freed_memory()  # as the command line does before training
     paths = {
         "eager": FastPath(FastPathConfig(bf16="off", fused_adam=False)),
         "fast": FastPath(FastPathConfig(bf16=args.fast_bf16)),

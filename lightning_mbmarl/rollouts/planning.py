@@ -147,7 +147,7 @@ class LookAhead:
         x = self.transition_input(dense, hot.reshape(1, -1, hot.shape[-1])).view(*hot.shape[:-1], -1)
         deter = model.advance(x, deter)
         logits = model.prior_head(deter).unflatten(-1, (model.config.categoricals, model.config.classes))
-        return deter, sample_classes(logits.float())
+        return deter, sample_classes(logits)
 
 
 @torch.no_grad()
@@ -172,7 +172,7 @@ def plan_prediction(
     B, L = state.deter.shape[0], candidates
     step = model.imagine_step(state, actions)  # [B, N]: deter and prior logits shared by the candidates
     logits = step.logits.unsqueeze(1).expand(-1, L, *step.logits.shape[1:])
-    deter, classes = step.deter.unsqueeze(1).expand(-1, L, *step.deter.shape[1:]), sample_classes(logits.float())
+    deter, classes = step.deter.unsqueeze(1).expand(-1, L, *step.deter.shape[1:]), sample_classes(logits)
     first = RSSMState(deter, float_one_hot(classes, logits.shape[-1]).flatten(-2), logits)  # [B, L, N]
     scores = (look or LookAhead(model, predictor, policy)).score(deter, classes, horizon)  # [B, L]
     choice = scores.argmin(dim=1)  # one choice per sample

@@ -185,6 +185,24 @@ def test_inverse_cdf_sampling_by_hand_and_in_frequency() -> None:
     assert torch.equal(a, b)  # the same random numbers give the same samples
 
 
+def test_inverse_cdf_search_counts_cumulative_probabilities_at_or_below_u() -> None:
+    generator = torch.Generator().manual_seed(3)
+    probs = torch.rand(400, 6, 8, generator=generator)
+    probs[probs < 0.3] = 0.0  # zero classes: runs of equal cumulative probabilities
+    probs[:, :, 0] += 1e-3
+    probs = probs / probs.sum(-1, keepdim=True)
+    uniform = torch.rand(400, 6, 1, generator=generator)
+    uniform[:5] = 0.0
+    cdf = probs.cumsum(-1)
+    counted = (cdf <= uniform * cdf[..., -1:]).sum(-1).clamp(max=7)
+    assert torch.equal(sample_from_probs(probs, uniform), counted)
+    logits = torch.randn(50, 4, 8, generator=generator).bfloat16()
+    torch.manual_seed(4)
+    from_bf16 = sample_classes(logits)
+    torch.manual_seed(4)
+    assert torch.equal(from_bf16, sample_classes(logits.float()))  # bf16 logits sample as their float32 values
+
+
 def test_float_one_hot_by_hand_and_as_f_one_hot() -> None:
     assert float_one_hot(torch.tensor([[2, 0]]), 3).tolist() == [[[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]]
     classes = torch.randint(0, 32, (4, 5, 32), generator=torch.Generator().manual_seed(0))
