@@ -4,6 +4,10 @@ Stepping tests share one configuration (3m, enemies that do not shoot, 30 steps)
 function (jit caches are shared per configuration); a win is then a matter of focusing fire.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -152,3 +156,33 @@ def test_seeded_copies_replay_the_same_episode():
 
     np.testing.assert_array_equal(rollout(3), rollout(3))
     assert not np.array_equal(rollout(3)[0], rollout(4)[0])
+
+
+def test_compilations_go_to_the_package_cache_unless_jax_has_its_own(tmp_path, monkeypatch):
+    import jax
+
+    from lightning_mbmarl.envs.smax import keep_compilations_on_disk
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    before = jax.config.jax_compilation_cache_dir, jax.config.jax_enable_compilation_cache
+    try:
+        jax.config.update("jax_compilation_cache_dir", None)
+        assert keep_compilations_on_disk() == tmp_path / "lightning_mbmarl" / "jax"
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path / "own"))
+        assert keep_compilations_on_disk() == tmp_path / "own"  # JAX's own setting wins
+        jax.config.update("jax_enable_compilation_cache", False)
+        assert keep_compilations_on_disk() is None
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before[0])
+        jax.config.update("jax_enable_compilation_cache", before[1])
+
+
+def test_a_fresh_process_writes_its_compiled_reset_to_disk(tmp_path):
+    """In a new process (JAX decides once per process whether to cache), building an env and resetting it leaves
+    the compiled reset in the package's cache folder."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    env.update(XDG_CACHE_HOME=str(tmp_path), JAX_PLATFORMS="cpu")
+    code = "from lightning_mbmarl.envs.smax import SMAXEnv; SMAXEnv('3m').reset(seed=0)"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert list((tmp_path / "lightning_mbmarl" / "jax").glob("jit_reset*")), done.stderr[-3000:]
