@@ -241,7 +241,7 @@ def _std(rows: list[dict[str, str]]) -> float:
 
 
 def test_a_point_stopped_mid_run_saves_and_resumes_from_its_checkpoint(tmp_path, cli, started_cli):
-    write_sweep(tmp_path, total_env_steps=3000)
+    write_sweep(tmp_path, total_env_steps=1500)  # long enough to be stopped after its first checkpoint
     sweep = started_cli(*sweep_args(tmp_path, "point.seed=0"))
     run_dir = tmp_path / "out" / "tiny" / "aorpo_climb" / "seed=0"
     deadline = time.time() + 300
@@ -262,7 +262,7 @@ def test_a_point_stopped_mid_run_saves_and_resumes_from_its_checkpoint(tmp_path,
     assert record["finished"] and [a["resumed"] for a in record["attempts"]] == [False, True]
     assert "--ckpt_path=" in record["command"][-1]
     rows = read_results(tmp_path / "results" / "tiny.csv")
-    assert len(rows) == 1 and rows[0]["env_steps"] == "3000"
+    assert len(rows) == 1 and rows[0]["env_steps"] == "1500"
     assert list(run_dir.glob("config_resume_*.yaml")), "the resumed attempt continued in the same run folder"
 
 
