@@ -169,7 +169,7 @@ def sample_classes(logits: torch.Tensor) -> torch.Tensor:
     """Sampled class of each of ``[..., C, K]`` categoricals: int64 ``[..., C]``.
 
     Draws what :func:`straight_through_sample` draws for the same logits and random state. Logits of a lower
-    precision (MAG's bf16 look-ahead) are taken to float32 inside the softmax, without a float32 copy of their own.
+    precision (MAG's bf16 look-ahead) are sampled as their float32 values: the softmax is taken in float32.
     """
     return sample_from_probs(logits.softmax(dim=-1, dtype=torch.float32))
 
