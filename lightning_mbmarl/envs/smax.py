@@ -199,7 +199,8 @@ def keep_compilations_on_disk() -> Path | None:
     """Have JAX keep its compiled SMAX functions on disk, so a run on a map compiled before skips compiling it.
 
     Compiling one map's reset and step (single and batched) took 28 s of a run's start on this project's 2-core
-    machine (beside two training runs); read from JAX's persistent compilation cache, 5 s. Where JAX has no cache
+    machine (beside two training runs; a one-off timing in a fresh process); read from JAX's persistent compilation
+    cache, 5 s. Where JAX has no cache
     folder of its own (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``), the package's is used:
     ``$XDG_CACHE_HOME/lightning_mbmarl/jax`` (default ``~/.cache/lightning_mbmarl/jax``, under 1 MB a map).
     ``JAX_ENABLE_COMPILATION_CACHE=false`` turns the cache off. Must run before JAX's first compilation in the
