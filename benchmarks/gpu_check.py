@@ -205,7 +205,7 @@ def ensemble_step(fast: FastPathConfig, s: Settings) -> float:
         "reward": torch.randn(256, device=device),
         "terminal": torch.zeros(256, device=device),
     }
-    loss_fn = path.compile("ensemble_loss", ensemble_loss)
+    loss_fn = path.compile("world_model_loss", ensemble_loss)
 
     def step() -> None:
         with path.autocast(device):

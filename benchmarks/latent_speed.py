@@ -21,13 +21,14 @@ figure per method named by ``--methods``).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
 
 import torch
 
-from lightning_mbmarl.nn.fast_path import FastPath, FastPathConfig
+from lightning_mbmarl.nn.fast_path import HOT_LOOPS, FastPath, FastPathConfig
 from lightning_mbmarl.world_models.ensemble import EnsembleConfig, GaussianEnsemble, ensemble_loss
 from timing import time_calls, timed_fit
 
@@ -45,7 +46,7 @@ ANT_STATE, ANT_JOINT_ACTION = 27, 8
 def fast_config(path: str, args: argparse.Namespace) -> FastPathConfig:
     if path == "eager":
         return FastPathConfig(bf16="off", compile="none", fused_adam=False)
-    return FastPathConfig(bf16=args.fast_bf16, compile=args.fast_compile)
+    return FastPathConfig(bf16=args.fast_bf16, compile=args.fast_compile, compile_loops=args.fast_compile_loops)
 
 
 def method_run(
@@ -68,6 +69,8 @@ def method_run(
         f"--output_dir={output_dir}",
         f"--seed_everything={args.seed}",
     ]
+    if config.compile_loops is not None:
+        overrides.append(f"--model.init_args.fast.compile_loops={json.dumps(config.compile_loops)}")
     times, phases, model = timed_fit(
         f"conf/{method}_smax_{args.map}.yaml", overrides, args.iterations, lambda model: PHASES
     )
@@ -96,7 +99,7 @@ def ensemble_step_seconds(path: str, args: argparse.Namespace) -> float:
         "reward": torch.randn(B, device=device),
         "terminal": torch.zeros(B, device=device),
     }
-    loss_fn = fast.compile("ensemble_loss", ensemble_loss)
+    loss_fn = fast.compile("world_model_loss", ensemble_loss)
 
     def step() -> None:
         with fast.autocast(device):
@@ -122,6 +125,9 @@ def main() -> None:
     parser.add_argument("--fast-bf16", default="auto", choices=["auto", "on", "off"])
     parser.add_argument(
         "--fast-compile", default="none", choices=["none", "default", "reduce-overhead", "max-autotune"]
+    )
+    parser.add_argument(
+        "--fast-compile-loops", nargs="+", default=None, choices=HOT_LOOPS, help="what --fast-compile compiles (all)"
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "gpu"])
     parser.add_argument("--seed", type=int, default=0)

@@ -172,8 +172,8 @@ def ensemble_loops(fast: FastPath) -> dict[str, Callable[[], None]]:
 
         return run
 
-    moma_loss = fast.compile("ensemble_loss", ensemble_loss)
-    aorpo_loss = fast.compile("ego_loss", aorpo.loss)
+    moma_loss = fast.compile("world_model_loss", ensemble_loss)
+    aorpo_loss = fast.compile("dynamics_loss", aorpo.loss)
     return {
         "MOMA-PPO ensemble step (7 x 3x200, batch 256)": step(
             lambda: moma_loss(moma, moma_batch)["loss"], optimizers[0]

@@ -9,7 +9,8 @@ Everything is MAMBA's (:mod:`lightning_mbmarl.algorithms.mamba`) except two thin
   PlanningToPredict`: at each imagined step ``planning.candidates`` candidate trajectories of ``planning.horizon``
   steps (no further than the rollout's last step, with ``planning.within_rollout``) are rolled out together with
   the current policy acting, and each sample keeps the first prediction of its candidate with the lowest predicted
-  accumulated model error (lines 8-13). ``mamba.imagination_horizon`` is the rollout length.
+  accumulated model error (lines 8-13). ``mamba.imagination_horizon`` is the rollout length. With ``fast.compile``
+  the look-ahead's step is compiled too.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from lightning_mbmarl.world_models.model_reward import (
     model_reward_loss,
     world_model_loss_and_sequence,
 )
-from lightning_mbmarl.rollouts.planning import PlanningConfig, PlanningToPredict
+from lightning_mbmarl.rollouts.planning import PlanningConfig, PlanningToPredict, lookahead_step
 from lightning_mbmarl.world_models.rssm_losses import TERMS
 
 
@@ -70,4 +71,7 @@ class MAG(MAMBA):
         return {**logs, "model_reward/loss": fit["loss"].detach(), "model_reward/mean_error": fit["mean_error"]}
 
     def rollout_model(self, length: int) -> PlanningToPredict:  # type: ignore[override]
-        return PlanningToPredict(self.world_model, self.model_reward, self.actor_critic.policy, self.planning, length)
+        advance = self.fast.compile("planning_lookahead_step", lookahead_step)
+        return PlanningToPredict(
+            self.world_model, self.model_reward, self.actor_critic.policy, self.planning, length, advance
+        )

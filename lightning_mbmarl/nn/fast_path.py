@@ -9,8 +9,10 @@ steps on imagined or model data. :class:`FastPathConfig` is one option of every 
   :class:`~lightning_mbmarl.nn.batched.BatchedLinear` with ``float32_output``), and losses, KL terms, log-probabilities,
   returns and statistics are computed in float32 by the code that reads those outputs. Recurrent states stay float32
   (the GRU cell and layer norms run in float32 under CPU autocast).
-* ``compile(fn)``: ``torch.compile`` of a whole loss function (forward and, through AOTAutograd, its backward), with
-  the configured mode; ``reduce-overhead`` adds CUDA-graph capture on a GPU.
+* ``compile(name, fn)``: ``torch.compile`` of a whole loss function (forward and, through AOTAutograd, its backward)
+  or of MAG's look-ahead step, with the configured mode; ``reduce-overhead`` adds CUDA-graph capture on a GPU.
+  ``compile_loops`` limits it to some of the hot loops (:data:`HOT_LOOPS` names them), e.g. MAG's look-ahead step
+  alone, which compiles in seconds, where the whole RSSM loss takes minutes.
 * ``adam(params)``: the hot loops' Adam with its fused kernel (one kernel updates every parameter; the MOMA-PPO
   ensemble step on this CPU: 2 ms of 22 saved).
 
@@ -37,6 +39,15 @@ import torch.nn.functional as F
 from torch import nn
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+#: the functions a method's fast path compiles, by the name ``FastPath.compile`` is given
+HOT_LOOPS = (
+    "world_model_loss",  # MAMBA's RSSM loss; MOMA-PPO's ensemble loss
+    "world_model_loss_and_sequence",  # MAG's RSSM loss, with the prior states R̂_m learns from
+    "bilevel_world_model_loss",  # MABL's bi-level RSSM loss
+    "dynamics_loss",  # AORPO's dynamics ensemble loss
+    "ppo_loss",  # PPO minibatch loss on imagined or model data
+    "planning_lookahead_step",  # one step of MAG's look-ahead (no gradients)
+)
 BF16_CHOICES = ("auto", "on", "off")
 
 Fn = TypeVar("Fn", bound=Callable)
@@ -49,12 +60,16 @@ class FastPathConfig:
     bf16: Literal["auto", "on", "off"] = "auto"  # bf16 autocast of the hot loops' matmuls; auto: where measured faster
     compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"  # torch.compile mode of the losses
     fused_adam: bool = True  # Adam's fused kernel for the world models' and policies' optimizers
+    compile_loops: list[str] | None = None  # which of HOT_LOOPS `compile` applies to (None: all of them)
 
     def __post_init__(self) -> None:
         if self.bf16 not in BF16_CHOICES:
             raise ValueError(f"FastPathConfig: bf16 must be one of {list(BF16_CHOICES)}, got {self.bf16!r}")
         if self.compile not in COMPILE_MODES:
             raise ValueError(f"FastPathConfig: compile must be one of {list(COMPILE_MODES)}, got {self.compile!r}")
+        unknown = sorted(set(self.compile_loops or ()) - set(HOT_LOOPS))
+        if unknown:
+            raise ValueError(f"FastPathConfig: compile_loops {unknown} are not hot loops; they are {list(HOT_LOOPS)}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -94,8 +109,10 @@ class FastPath:
         return torch.optim.Adam(params, fused=fused or None, **options)
 
     def compile(self, name: str, fn: Fn) -> Fn:
-        """``fn`` compiled with the configured mode (once per ``name``), or ``fn`` itself with ``compile = "none"``."""
-        if self.config.compile == "none":
+        """``fn`` compiled with the configured mode (once per ``name``: the package's loops use the names of
+        :data:`HOT_LOOPS`), or ``fn`` itself with ``compile = "none"`` or where ``compile_loops`` leaves ``name`` out."""
+        loops = self.config.compile_loops
+        if self.config.compile == "none" or (loops is not None and name not in loops):
             return fn
         if name not in self._compiled:
             self._compiled[name] = torch.compile(fn, mode=self.config.compile)

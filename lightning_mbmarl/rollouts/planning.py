@@ -24,13 +24,19 @@ matmul is emulated it is slower, and float32 is the better choice.
 
 :class:`PlanningToPredict` makes a world model whose transition plans, so imagination
 (:func:`~lightning_mbmarl.world_models.imagination.imagine`) and model-error rollouts run unchanged on it.
+
+One look-ahead step of every candidate (:func:`lookahead_step`: the policy acts, the prior advances and samples, R̂_m
+scores) is a no-grad function of fixed shapes that reads the networks' weights as inputs: the unit that
+``PlanningToPredict(..., advance=...)`` takes compiled. MAG passes it through its fast path's ``compile`` (one graph;
+with ``reduce-overhead`` a CUDA graph on a GPU), and since the weights are inputs, every later rollout's look-ahead
+runs the same compiled step.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 
@@ -89,7 +95,10 @@ class LookAhead:
         predictor: ModelRewardPredictor,
         policy: CategoricalPolicy | GaussianPolicy,
         dtype: torch.dtype = torch.float32,
+        advance: LookAheadStep | None = None,
     ) -> None:
+        """``advance``: how :meth:`score` takes one step (default :func:`lookahead_step`; a compiled version of it)."""
+        self.advance = advance or lookahead_step
         if dtype != torch.float32:
             model, predictor, policy = (copy.deepcopy(net).to(dtype) for net in (model, predictor, policy))
         self.model, self.policy, self.dtype = model, policy, dtype
@@ -129,8 +138,8 @@ class LookAhead:
         deter = deter.to(self.dtype)
         scores = self.team_error(deter, classes)
         for _ in range(horizon - 1):
-            deter, classes = self.step(deter, classes, self.act(deter, classes))
-            scores = scores + self.team_error(deter, classes)
+            deter, classes, errors = self.advance(self, deter, classes)
+            scores = scores + errors
         return scores
 
     def step(
@@ -148,6 +157,19 @@ class LookAhead:
         deter = model.advance(x, deter)
         logits = model.prior_head(deter).unflatten(-1, (model.config.categoricals, model.config.classes))
         return deter, sample_classes(logits)
+
+
+def lookahead_step(
+    look: LookAhead, deter: torch.Tensor, classes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One look-ahead step of candidate states ``(deter [..., N, D], classes [..., N, C])``: the policy acts under the
+    predicted availability, the transition prior advances and samples, and R̂_m scores the new states. Returns the
+    next ``(deter, classes)`` and their team error, float32 ``[...]``."""
+    deter, classes = look.step(deter, classes, look.act(deter, classes))
+    return deter, classes, look.team_error(deter, classes)
+
+
+LookAheadStep = Callable[[LookAhead, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 @torch.no_grad()
@@ -198,11 +220,14 @@ class PlanningToPredict:
         policy: CategoricalPolicy | GaussianPolicy,
         config: PlanningConfig,
         rollout_length: int,
+        advance: LookAheadStep | None = None,
     ) -> None:
+        """``advance``: the look-ahead's step (default :func:`lookahead_step`; MAG passes it compiled by its fast
+        path)."""
         self.model, self.predictor, self.policy, self.config = model, predictor, policy, config
         self.rollout_length, self.steps_taken = rollout_length, 0
         with torch.no_grad():  # one look-ahead per rollout: the weights are fixed within one
-            self.look = LookAhead(model, predictor, policy, LOOKAHEAD_DTYPES[config.lookahead_dtype])
+            self.look = LookAhead(model, predictor, policy, LOOKAHEAD_DTYPES[config.lookahead_dtype], advance)
 
     def imagine_step(self, state: RSSMState, actions: torch.Tensor) -> RSSMState:
         """The planned prediction ``[B, N]`` after ``state [B, N]`` and action inputs ``[B, N, A]``."""

@@ -6,6 +6,8 @@ float32 outputs under autocast; the latent actor-critic's gathered first layers 
 from __future__ import annotations
 
 import itertools
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +18,8 @@ from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig, LatentActorCritic
 from lightning_mbmarl.learners.mappo import MAPPOConfig
 from lightning_mbmarl.learners.policies import CategoricalPolicy
-from lightning_mbmarl.nn.fast_path import FastPath, FastPathConfig
+from lightning_mbmarl.nn import fast_path
+from lightning_mbmarl.nn.fast_path import HOT_LOOPS, FastPath, FastPathConfig
 from lightning_mbmarl.world_models.ensemble import EnsembleConfig, GaussianEnsemble, bootstrap_weights, ensemble_loss
 from lightning_mbmarl.world_models.model_reward import ModelRewardConfig, ModelRewardPredictor
 from lightning_mbmarl.rollouts.planning import plan_prediction
@@ -113,8 +116,31 @@ def test_config_rejects_unknown_choices() -> None:
         FastPathConfig(bf16="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="compile must be one of"):
         FastPathConfig(compile="fast")  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError, match=r"compile_loops \['lookahead'\] are not hot loops; they are \['world_model_loss'"
+    ):
+        FastPathConfig(compile="default", compile_loops=["ppo_loss", "lookahead"])
     assert not FastPath(FastPathConfig(bf16="off")).bf16_enabled("cpu")
     assert not FastPath(FastPathConfig(bf16="auto")).bf16_enabled("cuda")  # measured: no gain on the H200
+
+
+def test_compile_loops_choose_what_compiles_and_name_every_loop_the_package_compiles() -> None:
+    def loss(x: torch.Tensor) -> torch.Tensor:
+        return x.sum()
+
+    only_lookahead = FastPath(FastPathConfig(compile="default", compile_loops=["planning_lookahead_step"]))
+    assert only_lookahead.compile("ppo_loss", loss) is loss
+    assert only_lookahead.compile("planning_lookahead_step", loss) is not loss
+    assert FastPath(FastPathConfig(compile="default")).compile("ppo_loss", loss) is not loss  # None: every loop
+    assert FastPath(FastPathConfig(compile="none", compile_loops=["ppo_loss"])).compile("ppo_loss", loss) is loss
+    package = Path(fast_path.__file__).parents[1]
+    names = {
+        name
+        for source in package.rglob("*.py")
+        for name in re.findall(r"fast\.compile\(\s*f?\"([^\"]+)\"", source.read_text())
+    }
+    names = {name.replace("{self.prefix}", prefix) for name in names for prefix in ("world_model", "dynamics")}
+    assert "planning_lookahead_step" in names and names <= set(HOT_LOOPS), names - set(HOT_LOOPS)
 
 
 def test_rssm_update_in_bf16_matches_float32(fixed_latent_samples) -> None:
@@ -152,7 +178,9 @@ def test_compiled_world_model_loss_matches_eager(monkeypatch) -> None:
     model, batch = tiny_model(hidden=16, embed=16, deter=16, attention_feedforward=16), replay_windows(2, 3)
     torch.manual_seed(3)
     eager, eager_grad = loss_and_gradient(model, batch, None)
-    compiled_loss = FastPath(FastPathConfig(bf16="off", compile="default")).compile("wm", world_model_loss)
+    compiled_loss = FastPath(FastPathConfig(bf16="off", compile="default")).compile(
+        "world_model_loss", world_model_loss
+    )
     model.zero_grad()
     torch.manual_seed(3)
     compiled = compiled_loss(model, batch)
@@ -170,7 +198,7 @@ def ensemble_step(
     compiled: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     model.zero_grad()
-    loss_fn = fast.compile("ensemble_loss", ensemble_loss) if compiled and fast else ensemble_loss
+    loss_fn = fast.compile("world_model_loss", ensemble_loss) if compiled and fast else ensemble_loss
     with fast.autocast("cpu") if fast else torch.autocast("cpu", enabled=False):
         loss = loss_fn(model, batch, weights)["loss"]
     loss.backward()

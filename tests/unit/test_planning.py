@@ -21,7 +21,14 @@ from lightning_mbmarl.world_models.model_reward import (
     model_reward_loss,
     world_model_loss_and_sequence,
 )
-from lightning_mbmarl.rollouts.planning import LookAhead, PlanningConfig, PlanningToPredict, plan_prediction
+from lightning_mbmarl.rollouts.planning import (
+    LookAhead,
+    Plan,
+    PlanningConfig,
+    PlanningToPredict,
+    lookahead_step,
+    plan_prediction,
+)
 from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMState, RSSMWorldModel, straight_through_sample
 from lightning_mbmarl.world_models.rssm_losses import world_model_loss
 
@@ -148,6 +155,46 @@ def test_bfloat16_lookahead_keeps_the_float32_candidates_and_chooses_as_well() -
     random_pick, best = value.mean().item(), value.min(dim=1).values.mean().item()
     assert abs(chosen(low.choice) - chosen(exact.choice)) < 0.1 * (random_pick - best)
     assert chosen(low.choice) < random_pick - 0.3 * (random_pick - best)
+
+
+def test_compiled_lookahead_step_plans_as_eager_and_serves_later_rollouts() -> None:
+    """MAG's ``fast.compile`` compiles the look-ahead step. With inductor drawing its random numbers as eager code
+    does, a plan through the compiled step has the same scores and choices. The weights are the compiled step's
+    inputs: a later rollout's look-ahead (a new one, after a weight change) reuses it without recompiling and reads
+    the new weights."""
+    model = tiny_model()
+    predictor, policy = tiny_predictor(model), tiny_policy(model)
+    B, L, H = 16, 4, 4
+    state = random_state(model, B)
+    actions = F.one_hot(torch.randint(0, 3, (B, N)), A).float()
+    step, calls = torch.compile(lookahead_step), []
+
+    def compiled_step(*args):
+        calls.append(args)
+        return step(*args)
+
+    def plans() -> tuple[Plan, Plan]:
+        out = []
+        for advance in (None, compiled_step):
+            torch.manual_seed(5)
+            with torch.no_grad():
+                look = LookAhead(model, predictor, policy, advance=advance)
+                out.append(plan_prediction(model, predictor, policy, state, actions, H, L, look))
+        return out[0], out[1]
+
+    with torch._inductor.config.patch(fallback_random=True):
+        eager, compiled = plans()
+        torch.testing.assert_close(compiled.scores, eager.scores, rtol=1e-5, atol=1e-5)
+        assert torch.equal(compiled.choice, eager.choice) and len(set(eager.choice.tolist())) > 1
+        with torch.no_grad():
+            for net in (model, predictor, policy):
+                for parameter in net.parameters():
+                    parameter.mul_(1.1)
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            eager_after, compiled_after = plans()
+    torch.testing.assert_close(compiled_after.scores, eager_after.scores, rtol=1e-5, atol=1e-5)
+    assert len(calls) == 2 * (H - 1)  # both plans' look-ahead steps ran compiled
+    assert not torch.allclose(eager_after.scores, eager.scores)  # the change reached the compiled step
 
 
 def test_lookahead_precision_is_checked() -> None:
