@@ -4,6 +4,8 @@ the world-model pass, and MAMBA's imagined PPO batch."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -160,8 +162,8 @@ def test_bfloat16_lookahead_keeps_the_float32_candidates_and_chooses_as_well() -
 def test_compiled_lookahead_step_plans_as_eager_and_serves_later_rollouts() -> None:
     """MAG's ``fast.compile`` compiles the look-ahead step. With inductor drawing its random numbers as eager code
     does, a plan through the compiled step has the same scores and choices. The weights are the compiled step's
-    inputs: a later rollout's look-ahead (a new one, after a weight change) reuses it without recompiling and reads
-    the new weights."""
+    inputs: a later rollout's look-ahead (new networks, as the bf16 look-ahead's copies are, with other weights)
+    reuses it without recompiling and reads their weights."""
     model = tiny_model()
     predictor, policy = tiny_predictor(model), tiny_policy(model)
     B, L, H = 16, 4, 4
@@ -173,7 +175,7 @@ def test_compiled_lookahead_step_plans_as_eager_and_serves_later_rollouts() -> N
         calls.append(args)
         return step(*args)
 
-    def plans() -> tuple[Plan, Plan]:
+    def plans(model, predictor, policy) -> tuple[Plan, Plan]:
         out = []
         for advance in (None, compiled_step):
             torch.manual_seed(5)
@@ -183,15 +185,16 @@ def test_compiled_lookahead_step_plans_as_eager_and_serves_later_rollouts() -> N
         return out[0], out[1]
 
     with torch._inductor.config.patch(fallback_random=True):
-        eager, compiled = plans()
+        eager, compiled = plans(model, predictor, policy)
         torch.testing.assert_close(compiled.scores, eager.scores, rtol=1e-5, atol=1e-5)
         assert torch.equal(compiled.choice, eager.choice) and len(set(eager.choice.tolist())) > 1
+        later = [copy.deepcopy(net) for net in (model, predictor, policy)]
         with torch.no_grad():
-            for net in (model, predictor, policy):
+            for net in later:
                 for parameter in net.parameters():
                     parameter.mul_(1.1)
         with torch._dynamo.config.patch(error_on_recompile=True):
-            eager_after, compiled_after = plans()
+            eager_after, compiled_after = plans(*later)
     torch.testing.assert_close(compiled_after.scores, eager_after.scores, rtol=1e-5, atol=1e-5)
     assert len(calls) == 2 * (H - 1)  # both plans' look-ahead steps ran compiled
     assert not torch.allclose(eager_after.scores, eager.scores)  # the change reached the compiled step
