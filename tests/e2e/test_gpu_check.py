@@ -1,5 +1,6 @@
 """benchmarks/gpu_check.sh --dry-run: every correctness run and speed figure of the GPU check, on the CPU at tiny
-sizes (compile mode ``default``: the same code paths bar CUDA graphs), recorded to the results file it is given."""
+sizes (compile mode ``default``, traced by dynamo and AOTAutograd and run without inductor's code generation: the
+same code paths bar CUDA graphs and code generation), recorded to the results file it is given."""
 
 import csv
 import os
