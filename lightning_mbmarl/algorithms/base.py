@@ -27,7 +27,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning_mbmarl.algorithms.optimization import DeferredFiniteCheck
 from lightning_mbmarl.data.env_runner import EnvRunner, FinishedEpisode, summarize_episodes
 from lightning_mbmarl.data.offline_datamodule import OfflineDataModule
-from lightning_mbmarl.data.online_datamodule import OnlineDataModule
+from lightning_mbmarl.data.online_datamodule import OnlineDataModule, random_team_policy
 from lightning_mbmarl.envs import ActionKind, EnvConfig, EnvSpec, make_vector_env
 from lightning_mbmarl.learners.memory import History
 from lightning_mbmarl.random_streams import own_random_stream
@@ -50,23 +50,25 @@ def as_config(value: ConfigT | dict[str, Any], cls: type[ConfigT]) -> ConfigT:
     raise TypeError(f"expected {cls.__name__} or a dict of its fields, got {type(value).__name__}")
 
 
-EVALUATION_POLICIES = ("greedy", "sampled")
+EVALUATION_POLICIES = ("greedy", "sampled", "random")
 
 
 @dataclass
 class EvaluationConfig:
     """Evaluation in the real environment.
 
-    ``policy``: ``greedy`` (each agent's most likely action) or ``sampled`` (actions drawn from the policy, as the
+    ``policy``: ``greedy`` (each agent's most likely action), ``sampled`` (actions drawn from the policy, as the
     released MAMBA and MABL code score their training episodes, which is what their papers report: on Flatland a
-    greedy policy can keep a train waiting forever where the sampled one departs). Sampled evaluations draw from
-    their own random stream, seeded by ``seed``: they are reproducible and leave the training's stream untouched.
+    greedy policy can keep a train waiting forever where the sampled one departs) or ``random`` (uniform random
+    actions over the available ones, the policy unused: the random-play reference of a task under the same
+    evaluation, e.g. ``validate --model.init_args.evaluation.policy=random``). Sampled and random evaluations draw
+    from their own random stream, seeded by ``seed``: they are reproducible and leave the training's stream untouched.
     """
 
     episodes: int = 10  # episodes at each periodic evaluation
     final_episodes: int = 100  # episodes when training ends, and in `validate` / `test`
     seed: int = 10_000  # environment seed of evaluations (offset by rank and evaluation count)
-    policy: Literal["greedy", "sampled"] = "greedy"  # how actions are chosen
+    policy: Literal["greedy", "sampled", "random"] = "greedy"  # how actions are chosen
 
     def __post_init__(self) -> None:
         if self.policy not in EVALUATION_POLICIES:
@@ -196,6 +198,11 @@ class MultiAgentAlgorithm(L.LightningModule):
         """
         config = self._env_config(env_config)
         greedy = self.evaluation.policy == "greedy"
+        act = (
+            random_team_policy(self.env_spec)
+            if self.evaluation.policy == "random"
+            else lambda obs, avail, history: self.act(obs, avail, history, greedy)
+        )
         env = make_vector_env(config, episodes)
         was_training, stream = self.training, self.acting_stream
         self.eval()
@@ -205,7 +212,7 @@ class MultiAgentAlgorithm(L.LightningModule):
                 runner = EnvRunner(env, self.history_length, seed, self.device)
                 first_episode: dict[int, FinishedEpisode] = {}
                 while len(first_episode) < episodes:
-                    _, finished = runner.step(lambda obs, avail, history: self.act(obs, avail, history, greedy))
+                    _, finished = runner.step(act)
                     for episode in finished:
                         first_episode.setdefault(episode.copy, episode)
         finally:

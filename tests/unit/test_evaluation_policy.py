@@ -1,6 +1,6 @@
-"""Evaluation with greedy or sampled actions (``evaluation.policy``): the choice reaches every action taken, sampled
-evaluations are reproducible from their seed and leave the training's random stream, and the latent filter of the
-training's episodes, where they were."""
+"""Evaluation with greedy, sampled or uniform random actions (``evaluation.policy``): the choice reaches every action
+taken, sampled and random evaluations are reproducible from their seed and leave the training's random stream, and
+the latent filter of the training's episodes, where they were."""
 
 from __future__ import annotations
 
@@ -51,8 +51,26 @@ def test_sampled_evaluation_repeats_from_its_seed_and_leaves_the_training_stream
     assert any(model.evaluate(episodes=20, seed=s, env_config=ICG) != first for s in (6, 7, 8))
 
 
+def test_random_evaluation_plays_uniformly_without_the_policy_and_repeats_from_its_seed(monkeypatch):
+    """Uniform random play on the ICG: each step pays 1 with probability 1/2, so 400 episodes of 10 steps average a
+    return of 5 (standard error sqrt(10 / 4 / 400) = 0.08)."""
+    model = mappo("random")
+
+    def refuse(*args):
+        raise AssertionError("a random evaluation must not ask the policy")
+
+    monkeypatch.setattr(model, "act", refuse)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    first = model.evaluate(episodes=400, seed=5, env_config=ICG)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert abs(first["return"] - 5.0) < 0.4, first
+    assert model.evaluate(episodes=400, seed=5, env_config=ICG) == first
+    assert model.evaluate(episodes=400, seed=6, env_config=ICG) != first
+
+
 def test_an_unknown_evaluation_policy_is_refused_naming_the_choices():
-    with pytest.raises(ValueError, match=r"policy must be one of \('greedy', 'sampled'\), got 'mode'"):
+    with pytest.raises(ValueError, match=r"policy must be one of \('greedy', 'sampled', 'random'\), got 'mode'"):
         EvaluationConfig(policy="mode")
 
 
