@@ -28,8 +28,8 @@ matmul is emulated it is slower, and float32 is the better choice.
 One look-ahead step of every candidate (:func:`lookahead_step`: the policy acts, the prior advances and samples, R̂_m
 scores) is a no-grad function of fixed shapes that reads the networks' weights as inputs: the unit that
 ``PlanningToPredict(..., advance=...)`` takes compiled. MAG passes it through its fast path's ``compile`` (one graph;
-with ``reduce-overhead`` a CUDA graph on a GPU), and since the weights are inputs, every later rollout's look-ahead
-runs the same compiled step.
+``reduce-overhead`` asks for CUDA-graph capture on a GPU, not yet run on one), and since the weights are inputs,
+every later rollout's look-ahead runs the same compiled step.
 """
 
 from __future__ import annotations
