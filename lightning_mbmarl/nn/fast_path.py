@@ -58,7 +58,7 @@ class FastPathConfig:
     """How a method's hot loops run (see the module docstring)."""
 
     bf16: Literal["auto", "on", "off"] = "auto"  # bf16 autocast of the hot loops' matmuls; auto: where measured faster
-    compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"  # torch.compile mode of the hot loops
+    compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"  # torch.compile mode of hot loops
     fused_adam: bool = True  # Adam's fused kernel for the world models' and policies' optimizers
     compile_loops: list[str] | None = None  # which of HOT_LOOPS `compile` applies to (None: all of them)
 
