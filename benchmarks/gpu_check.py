@@ -58,7 +58,7 @@ from cli_runs import code_commit, metric_rows, run_experiment  # noqa: E402
 from lightning_mbmarl.nn.fast_path import FastPath, FastPathConfig  # noqa: E402
 from lightning_mbmarl.world_models.ensemble import EnsembleConfig, GaussianEnsemble, ensemble_loss  # noqa: E402
 from lightning_mbmarl.world_models.model_env import EnsembleModelEnv  # noqa: E402
-from timing import time_calls, timed_fit  # noqa: E402
+from timing import QUIET_TRAINER, time_calls, timed_fit  # noqa: E402
 
 
 @dataclass
@@ -188,11 +188,7 @@ def latent_iteration(
         f"--model.init_args.fast.compile={fast.compile}",
         f"--model.init_args.fast.fused_adam={fast.fused_adam}",
         f"--trainer.accelerator={'gpu' if s.device == 'cuda' else 'cpu'}",
-        "--trainer.limit_val_batches=0",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.enable_model_summary=false",
-        "--trainer.logger=false",
-        "--trainer.callbacks=[]",
+        *QUIET_TRAINER,
         f"--output_dir={work}",
         "--seed_everything=0",
         *s.latent,
@@ -243,11 +239,7 @@ def ensemble_step_in_fit(fast: FastPathConfig, s: Settings, work: Path) -> float
         f"--data.init_args.dataset_path={work / 'icg_speed.hdf5'}",
         "--data.init_args.batch_size=256",
         f"--trainer.accelerator={'gpu' if s.device == 'cuda' else 'cpu'}",
-        "--trainer.limit_val_batches=0",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.enable_model_summary=false",
-        "--trainer.logger=false",
-        "--trainer.callbacks=[]",
+        *QUIET_TRAINER,
         "--trainer.log_every_n_steps=50",
         f"--output_dir={work}",
         "--seed_everything=0",

@@ -30,7 +30,7 @@ import torch
 
 from lightning_mbmarl.nn.fast_path import HOT_LOOPS, FastPath, FastPathConfig
 from lightning_mbmarl.world_models.ensemble import EnsembleConfig, GaussianEnsemble, ensemble_loss
-from timing import time_calls, timed_fit
+from timing import QUIET_TRAINER, time_calls, timed_fit
 
 PATHS = ("eager", "fast")
 #: the model methods timed, and the row each is reported in
@@ -61,11 +61,7 @@ def method_run(
         f"--model.init_args.fast.compile={config.compile}",
         f"--model.init_args.fast.fused_adam={config.fused_adam}",
         f"--trainer.accelerator={args.device}",
-        "--trainer.limit_val_batches=0",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.enable_model_summary=false",
-        "--trainer.logger=false",
-        "--trainer.callbacks=[]",
+        *QUIET_TRAINER,
         f"--output_dir={output_dir}",
         f"--seed_everything={args.seed}",
     ]

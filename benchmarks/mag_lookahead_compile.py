@@ -22,7 +22,7 @@ import time
 import torch
 
 from lightning_mbmarl.nn.fast_path import keep_freed_memory
-from timing import timed_fit
+from timing import QUIET_TRAINER, timed_fit
 
 VARIANTS = ("plain", "compiled")
 
@@ -65,11 +65,7 @@ def main() -> None:
         "--model.init_args.online.total_env_steps=100000000",
         "--model.init_args.fast.compile=default",
         '--model.init_args.fast.compile_loops=["planning_lookahead_step"]',
-        "--trainer.limit_val_batches=0",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.enable_model_summary=false",
-        "--trainer.logger=false",
-        "--trainer.callbacks=[]",
+        *QUIET_TRAINER,
         f"--seed_everything={args.seed}",
     ]
     seconds: dict[str, list[float]] = {variant: [] for variant in VARIANTS}

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from lightning_mbmarl.algorithms.mamba import evaluation_mode
 from lightning_mbmarl.rollouts.planning import LOOKAHEAD_DTYPES, LookAhead, plan_prediction
-from timing import timed_fit
+from timing import QUIET_TRAINER, timed_fit
 
 METHODS = ("mamba", "mag", "mabl")
 #: the methods each iteration's phases are timed by
@@ -89,11 +89,7 @@ def run(method: str, args: argparse.Namespace, output_dir: str) -> tuple[list[fl
     overrides = [
         f"--model.init_args.online.batch_size={args.batch_size}",
         "--model.init_args.online.total_env_steps=100000000",
-        "--trainer.limit_val_batches=0",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.enable_model_summary=false",
-        "--trainer.logger=false",
-        "--trainer.callbacks=[]",
+        *QUIET_TRAINER,
         f"--output_dir={output_dir}",
         f"--seed_everything={args.seed}",
     ]

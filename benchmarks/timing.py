@@ -15,6 +15,16 @@ import torch
 from lightning_mbmarl.cli import RUN_DIR_ENV, build_cli
 
 
+#: trainer options of a timed ``fit``: no validation, progress bar, model summary, logger or callbacks
+QUIET_TRAINER = [
+    "--trainer.limit_val_batches=0",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--trainer.logger=false",
+    "--trainer.callbacks=[]",
+]
+
+
 class IterationTimer(L.Callback):
     """Wall time of every training step; stops the run after ``iterations`` timed ones (the first is skipped)."""
 
