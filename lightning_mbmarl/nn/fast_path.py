@@ -23,7 +23,8 @@ bound by its operations' dispatch and bf16's casts make it about 12% slower, whi
 not on CUDA, where the first H200 measurements found these updates bound by kernel launches, not arithmetic (bf16
 autocast made the ensemble step slower: 7.6 ms against 6.5). ``compile = "none"`` is the default everywhere: on this
 package's CPUs compiling the whole MAMBA update took 636 s for a 1.07x gain (at the protocol's sizes 0.86x in float32,
-1.20x under bf16, paired with eager), and no GPU measurement of the capture path exists yet (``benchmarks/gpu_check.sh`` makes it).
+1.20x under bf16, paired with eager), and no GPU measurement of the capture path exists yet
+(``benchmarks/gpu_check.sh`` makes it).
 """
 
 from __future__ import annotations
