@@ -19,7 +19,7 @@ steps on imagined or model data. :class:`FastPathConfig` is one option of every 
 ``bf16 = "auto"`` turns bf16 on only where it was measured to be a win: on CPUs with native bf16 dot products
 (AVX512-BF16 or AMX-BF16; benchmarks/README.md: the MAMBA world-model update 1.3x faster at 8 replay windows and
 1.6x at 40 on such a CPU, the ensemble step 1.5x; at the SMAX CPU protocol's half widths, 16 windows, the update is
-bound by its operations' dispatch and bf16's casts make it about 12% slower, while imagination still gains 1.2x) and
+bound by its operations' dispatch and bf16's casts make it about 13% slower, while imagination still gains 1.2x) and
 not on CUDA, where the first H200 measurements found these updates bound by kernel launches, not arithmetic (bf16
 autocast made the ensemble step slower: 7.6 ms against 6.5). ``compile = "none"`` is the default everywhere: on this
 package's CPUs compiling the whole MAMBA update took 636 s for a 1.07x gain (at the protocol's sizes 0.86x in float32,
