@@ -326,7 +326,9 @@ def test_world_model_learns_the_iterated_coordination_game() -> None:
     model = RSSMWorldModel(data.env_spec, tiny_config(hidden=32, embed=32, deter=32))
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(120):
+    # 200 steps: the imagined rewards' error is 0.017-0.033 on seeds 0-12 (at 120 steps two of them were still at
+    # 0.15-0.26; benchmarks/README.md, "The CI learning tests on other seeds")
+    for _ in range(200):
         out = world_model_loss(model, data.sample_sequences(16, 8))
         optimizer.zero_grad()
         out["loss"].backward()
