@@ -37,8 +37,8 @@ def test_batched_first_layer_per_group() -> None:
 
 
 def test_weight_gradient_by_hand() -> None:
-    """Rows hot in columns {1, 2} and {2}: column 1's weight row gets the first row's gradient, column 2's both rows'
-    gradients, column 0 (dense) nothing from the hot part."""
+    """Row 0 hot in column 1 and row 1 in column 2: each of those weight rows gets its row's gradient; then both rows
+    hot in columns 1 and 2: each gets the sum of both. Column 0 (dense) gets nothing from the hot part."""
     weight = torch.arange(6.0).view(1, 3, 2).requires_grad_()
     hot = torch.tensor([[[1, 2], [2, 1]]])  # [G=1, M=2, J=2], distinct columns per row
     out = HotRowSum.apply(weight, hot[:, :, :1], 1)  # row 0 -> column 1, row 1 -> column 2
