@@ -32,7 +32,7 @@ def one_hot_input_linear(
     first_hot = 0 if dense is None else dense.shape[-1]
     out = HotRowSum.apply(weight, hot, first_hot)
     if dense is not None:
-        out = torch.baddbmm(out, dense, weight[:, : dense.shape[-1]])
+        out = torch.baddbmm(out, dense, weight[:, :first_hot])
     return out if bias is None else out + bias
 
 
