@@ -78,9 +78,12 @@ def check_sweep(config_dir: Path, config_name: str, overrides: list[str]) -> lis
             for job in jobs:
                 point = make_point(_compose(config_name, job).point, job)
                 command = tuple(fit_command(point, Path("checked"), resume=False)[3:])
-                if command in checked:
+                # a point's seed is an int (make_point), valid in any command that parses: one seed of each
+                # otherwise equal command is parsed (a 96-point grid of 3 seeds parses 32 commands, not 96)
+                unseeded = tuple(arg for arg in command if not arg.startswith("--seed_everything="))
+                if unseeded in checked:
                     continue
-                checked.add(command)
+                checked.add(unseeded)
                 if not Path(point.config).is_file():
                     raise SweepError(f"point {job}: no config file {point.config} (relative to {Path.cwd()})")
                 try:

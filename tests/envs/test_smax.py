@@ -188,3 +188,25 @@ def test_a_fresh_process_writes_its_compiled_reset_to_disk(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert list((tmp_path / "lightning_mbmarl" / "jax").glob("jit_reset*")), done.stderr[-3000:]
+
+
+def test_smax_loads_without_jaxmarls_other_environments_and_jaxmarl_still_imports_after():
+    """A fresh process building SMAX loads jaxmarl's SMAX modules alone (its package __init__ would import every
+    environment it has, seconds here); importing jaxmarl afterwards runs the real package, which reuses them."""
+    code = (
+        "import sys, io\n"
+        "out = sys.stdout\n"
+        "from lightning_mbmarl.envs.smax import SMAXEnv, HeuristicEnemySMAX\n"
+        "assert sys.stdout is out\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('jaxmarl.environments.'))\n"
+        "assert 'jaxmarl' not in sys.modules and not any('coin_game' in m or 'storm' in m for m in loaded), loaded\n"
+        "SMAXEnv('3m').reset(seed=0)\n"
+        "sys.stdout = io.StringIO()\n"
+        "import jaxmarl\n"
+        "sys.stdout = out\n"
+        "assert jaxmarl.make('HeuristicEnemySMAX').__class__ is HeuristicEnemySMAX\n"
+        "assert 'jaxmarl.environments.coin_game' in sys.modules\n"
+    )
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
