@@ -87,10 +87,13 @@ def test_mag_two_process_ddp_on_cpu_in_bf16_mixed(tmp_path, cli, read_metric, qu
 
 @pytest.mark.parametrize("method", ["mamba", "mag", "mabl"])
 def test_learns_a_convention_on_the_icg_from_imagined_play(method, tmp_path, cli, read_metric_values, quiet_cli_args):
-    """conf/<method>_icg.yaml as shipped (2500 environment steps, about a minute): the sampled team's return per
-    10-step episode rises from uniform random play's 5 to a convention's 10. Only the world model's imagination
-    trains the policy, so this needs the RSSM, its reward head, imagination and PPO all to work together."""
-    result = cli("fit", "--config", f"conf/{method}_icg.yaml", "--seed_everything=4", *quiet_cli_args)
+    """conf/<method>_icg.yaml (2500 environment steps, about a minute): the sampled team's return per 10-step
+    episode rises from uniform random play's 5 to a convention's 10. Only the world model's imagination trains the
+    policy, so this needs the RSSM, its reward head, imagination and PPO all to work together. MAMBA and MAG run the
+    first 2000 steps (nothing in the schedule depends on the budget, so these are the shipped runs' first 2000): on
+    seeds 0-3 and 5-7 their last three returns by 2000 steps averaged 9.92-10.0 (MABL's 9.56-9.92: it keeps 2500)."""
+    budget = [] if method == "mabl" else ["--model.init_args.online.total_env_steps=2000"]
+    result = cli("fit", "--config", f"conf/{method}_icg.yaml", "--seed_everything=4", *budget, *quiet_cli_args)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "outputs" / f"{method}_icg" / "version_0"
     returns = read_metric_values(run, "train/episode_return")

@@ -33,7 +33,7 @@ point:
   config: conf/aorpo_climb.yaml
   args:
     model: {init_args: {online: {total_env_steps: TOTAL, warmup_env_steps: 200}}}
-    trainer: {val_check_interval: 100}
+    trainer: {val_check_interval: 20}
 hydra:
   sweeper:
     params:
@@ -41,7 +41,7 @@ hydra:
 """
 
 
-def write_sweep(folder: Path, total_env_steps: int = 500, text: str = TINY_SWEEP) -> Path:
+def write_sweep(folder: Path, total_env_steps: int = 300, text: str = TINY_SWEEP) -> Path:
     sweeps = folder / "sweeps"
     sweeps.mkdir(parents=True, exist_ok=True)
     (sweeps / "tiny.yaml").write_text(text.replace("TOTAL", str(total_env_steps)))
@@ -200,12 +200,12 @@ def test_two_point_sweep_records_rows_skips_finished_points_and_reports(tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     rows = read_results(tmp_path / "results" / "tiny.csv")
     assert sorted((r["point"], r["experiment"], r["seed"], r["env_steps"]) for r in rows) == [
-        ("seed=0", "aorpo_climb", "0", "500"),
-        ("seed=1", "aorpo_climb", "1", "500"),
+        ("seed=0", "aorpo_climb", "0", "300"),
+        ("seed=1", "aorpo_climb", "1", "300"),
     ]
     assert all(-50 < float(r["eval/return"]) <= 25 and int(r["seconds"]) > 0 for r in rows)
     curves = read_results(tmp_path / "results" / "tiny_curves.csv")
-    assert {r["seed"] for r in curves} == {"0", "1"} and len(curves) >= 4  # evaluations every 100 updates
+    assert {r["seed"] for r in curves} == {"0", "1"} and len(curves) >= 4  # evaluations every 20 updates
     run_dirs = [tmp_path / "out" / "tiny" / "aorpo_climb" / f"seed={s}" for s in (0, 1)]
     assert all((d / "checkpoints" / "last.ckpt").exists() for d in run_dirs)
 
@@ -241,7 +241,7 @@ def _std(rows: list[dict[str, str]]) -> float:
 
 
 def test_a_point_stopped_mid_run_saves_and_resumes_from_its_checkpoint(tmp_path, cli, started_cli):
-    write_sweep(tmp_path, total_env_steps=1500)  # long enough to be stopped after its first checkpoint
+    write_sweep(tmp_path, total_env_steps=1000)  # long enough to be stopped after its first checkpoint
     sweep = started_cli(*sweep_args(tmp_path, "point.seed=0"))
     run_dir = tmp_path / "out" / "tiny" / "aorpo_climb" / "seed=0"
     deadline = time.time() + 300
@@ -262,7 +262,7 @@ def test_a_point_stopped_mid_run_saves_and_resumes_from_its_checkpoint(tmp_path,
     assert record["finished"] and [a["resumed"] for a in record["attempts"]] == [False, True]
     assert "--ckpt_path=" in record["command"][-1]
     rows = read_results(tmp_path / "results" / "tiny.csv")
-    assert len(rows) == 1 and rows[0]["env_steps"] == "1500"
+    assert len(rows) == 1 and rows[0]["env_steps"] == "1000"
     assert list(run_dir.glob("config_resume_*.yaml")), "the resumed attempt continued in the same run folder"
 
 
@@ -366,7 +366,7 @@ sweep:
 point:
   config: conf/aorpo_climb.yaml
   args:
-    model: {init_args: {online: {total_env_steps: 500, warmup_env_steps: 200}, masac: {actor_lr: 0.001}}}
+    model: {init_args: {online: {total_env_steps: 300, warmup_env_steps: 200}, masac: {actor_lr: 0.001}}}
 hydra:
   sweeper:
     direction: maximize
