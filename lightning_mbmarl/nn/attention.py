@@ -20,7 +20,8 @@ from torch import nn
 class AgentEncoderLayer(nn.TransformerEncoderLayer):
     """``TransformerEncoderLayer(width, heads, feedforward, dropout, batch_first=True)``: ``[M, N, width] -> [M, N,
     width]``, the same computation (dropout on the attention weights, after the attention and inside and after the
-    feed-forward, in train mode) with the attention itself in float32."""
+    feed-forward, in train mode) with the attention itself in float32, its result back in the projections' dtype
+    (bf16 under autocast or in a bf16 copy of the model, such as MAG's look-ahead)."""
 
     def __init__(self, width: int, heads: int, feedforward: int, dropout: float) -> None:
         super().__init__(width, heads, feedforward, dropout, batch_first=True)
@@ -34,7 +35,7 @@ class AgentEncoderLayer(nn.TransformerEncoderLayer):
             mixed = F.scaled_dot_product_attention(
                 q.float(), k.float(), v.float(), dropout_p=attention.dropout if self.training else 0.0
             )
-        mixed = attention.out_proj(mixed.transpose(1, 2).reshape(samples, agents, width))
+        mixed = attention.out_proj(mixed.to(qkv.dtype).transpose(1, 2).reshape(samples, agents, width))
         h = self.norm1(h + self.dropout1(mixed))
         return self.norm2(h + self.dropout2(self.linear2(self.dropout(F.relu(self.linear1(h))))))
 

@@ -65,6 +65,15 @@ def test_bf16_autocast_stays_close_and_attends_in_float32(monkeypatch):
     torch.testing.assert_close(out_ours.float(), exact, atol=0.1, rtol=0)
 
 
+def test_a_bf16_copy_of_the_layer_runs_in_bf16():
+    """MAG's look-ahead steps a bf16 copy of the world model, without autocast."""
+    ours, reference = _pair(width=32, heads=4, feedforward=32)
+    x = torch.randn(16, 5, 32)
+    out = ours.to(torch.bfloat16)(x.bfloat16())
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), reference(x), atol=0.1, rtol=0)
+
+
 def test_dropout_acts_in_train_mode_only():
     ours, reference = _pair(dropout=0.5)
     x = torch.randn(4, 3, 8)
