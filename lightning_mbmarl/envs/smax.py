@@ -44,11 +44,11 @@ from lightning_mbmarl.envs.base import EnvSpec, MultiAgentEnv, StepResult, TeamO
 INSTALL_HINT = "SMAX needs the smax extra: pip install -e '.[smax]' (jaxmarl==0.2.0 with CPU jax==0.10.2)"
 
 # jaxmarl's package __init__ imports every environment it has (coin game, STORM, Overcooked, JaxNav, MABrax where
-# brax is installed, ...) and prints while probing optional ones: 5.7 s here, where SMAX's own modules and jax take
-# 2.2 s. Unless jaxmarl is imported already, its two package modules are stood in for by empty packages over the
-# same folders while SMAX's modules load, then taken out again: a later `import jaxmarl` runs the real package,
-# which reuses the SMAX modules loaded here. The streams are restored as they were in any case.
-_streams = sys.stdout, sys.stderr
+# brax is installed, ...), prints while probing optional ones and, through MABrax, resets sys.stdout and sys.stderr
+# to the process's original streams: 5.7 s here, where SMAX's own modules and jax take 2.2 s. Unless jaxmarl is
+# imported already, its two package modules are stood in for by empty packages over the same folders while SMAX's
+# modules load, then taken out again: a later `import jaxmarl` runs the real package, which reuses the SMAX modules
+# loaded here.
 _stand_ins: list[str] = []
 try:
     _jaxmarl = None if "jaxmarl" in sys.modules else importlib.util.find_spec("jaxmarl")
@@ -65,7 +65,6 @@ try:
 except ImportError as err:
     raise ImportError(f"{INSTALL_HINT}; import failed with: {err}") from err
 finally:
-    sys.stdout, sys.stderr = _streams
     for _name in _stand_ins:
         del sys.modules[_name]
 
