@@ -30,11 +30,9 @@ class AgentEncoderLayer(nn.TransformerEncoderLayer):
         samples, agents, width = h.shape
         attention = self.self_attn
         qkv = F.linear(h, attention.in_proj_weight, attention.in_proj_bias)
-        q, k, v = qkv.view(samples, agents, 3, attention.num_heads, -1).permute(2, 0, 3, 1, 4)  # [M, heads, N, d]
+        q, k, v = qkv.float().view(samples, agents, 3, attention.num_heads, -1).permute(2, 0, 3, 1, 4)  # [M, h, N, d]
         with torch.autocast(h.device.type, enabled=False):
-            mixed = F.scaled_dot_product_attention(
-                q.float(), k.float(), v.float(), dropout_p=attention.dropout if self.training else 0.0
-            )
+            mixed = F.scaled_dot_product_attention(q, k, v, dropout_p=attention.dropout if self.training else 0.0)
         mixed = attention.out_proj(mixed.to(qkv.dtype).transpose(1, 2).reshape(samples, agents, width))
         h = self.norm1(h + self.dropout1(mixed))
         return self.norm2(h + self.dropout2(self.linear2(self.dropout(F.relu(self.linear1(h))))))
