@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--bf16", choices=["on", "off"], default="on")
     parser.add_argument("--repeats", type=int, default=8)
     args = parser.parse_args()
+    sys.argv = sys.argv[:1]  # the CLI below gets its arguments explicitly
     built: dict = {}
     overrides = [
         "--model.init_args.online.total_env_steps=100000000",
@@ -41,17 +43,17 @@ def main() -> None:
         "--model.init_args.mamba.model_updates=1",
         "--model.init_args.mamba.policy_rounds=1",
         "--trainer.accelerator=cpu",
-        "--output_dir=outputs/attention_paired",
         "--seed_everything=0",
         *QUIET_TRAINER,
     ]
-    timed_fit(
-        f"conf/{args.method}_smax_{args.map}_cpu.yaml",
-        overrides,
-        1,
-        lambda model: {},
-        lambda cli, model: built.update(model=model, datamodule=cli.datamodule),
-    )
+    with tempfile.TemporaryDirectory() as output_dir:
+        timed_fit(
+            f"conf/{args.method}_smax_{args.map}_cpu.yaml",
+            [*overrides, f"--output_dir={output_dir}"],
+            1,
+            lambda model: {},
+            lambda cli, model: built.update(model=model, datamodule=cli.datamodule),
+        )
     model = built["model"]
     batch = model._windows(built["datamodule"])
     parts = {"world-model update": model.learn_world_model, "policy round": model.learn_policy}
