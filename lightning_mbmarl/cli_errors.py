@@ -18,6 +18,10 @@ VERBOSE_ENV = "LIGHTNING_MBMARL_VERBOSE"
 _UNRECOGNIZED = re.compile(r"Problem with given class_path '([\w.]+)':\s*\n\s*unrecognized arguments: --([\w.]+)")
 _PARSER_KEY = re.compile(r'Parser key "(\w+)"')
 _QUOTED_ERROR = re.compile(r'^\s*- "(.+)"\s*$', re.M)
+# one subtype's block of a union report: "- Problem with given class_path '<class>':" and its deeper-indented lines
+_CLASS_PROBLEM = re.compile(r"^( *)- Problem with given class_path '([\w.]+)':[ \t]*\n((?:\1 +\S.*(?:\n|$))*)", re.M)
+_NOT_ACCEPTED = re.compile(r"Option '([\w.]+)' is not accepted")
+_NESTED_KEY = re.compile(r'^[ \t]*Parser key "([\w.]+)":[ \t]*(.*)$', re.M)
 
 
 def short_message(error: BaseException) -> str:
@@ -27,6 +31,10 @@ def short_message(error: BaseException) -> str:
     if unknown:
         section = _PARSER_KEY.search(text)
         return unknown_option(section.group(1) if section else "model", unknown.group(1), unknown.group(2))
+    problem = _CLASS_PROBLEM.search(text)
+    if problem:
+        section = _PARSER_KEY.search(text)
+        return _class_problem(section.group(1) if section else "model", problem.group(2), problem.group(3))
     inner = [m for m in _QUOTED_ERROR.findall(text) if not m.startswith("Expected a")]
     if inner:  # a constructor's own error, wrapped in the parser's union report
         return inner[0]
@@ -35,6 +43,21 @@ def short_message(error: BaseException) -> str:
         useful = [line for line in lines if not line.startswith("Expected a")]
         return useful[0] if useful else text.splitlines()[0]
     return text.strip() or type(error).__name__
+
+
+def _class_problem(section: str, class_path: str, block: str) -> str:
+    """One line for what the parser found wrong in ``class_path``'s options (``block``: the report's lines under
+    it): an unknown option with the closest valid names, or the option's name with the parser's own reason."""
+    not_accepted = _NOT_ACCEPTED.search(block)
+    if not_accepted:
+        return unknown_option(section, class_path, not_accepted.group(1))
+    lines = [line.strip() for line in block.splitlines() if line.strip() and not line.strip().startswith("- ")]
+    nested = _NESTED_KEY.search(block)
+    owner = class_path.rsplit(".", 1)[-1]
+    if nested is None:
+        return f"{owner} ({class_path}): " + " ".join(lines) if lines else f"{class_path}: its options do not parse"
+    reason = " ".join([nested.group(2)] + [line for line in lines if not _NESTED_KEY.match(line)]).strip()
+    return f"--{section}.init_args.{nested.group(1)} is not valid for {owner}: {reason}"
 
 
 def unknown_option(section: str, class_path: str, key: str) -> str:

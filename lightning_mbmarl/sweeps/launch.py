@@ -53,7 +53,7 @@ def check_sweep(config_dir: Path, config_name: str, overrides: list[str]) -> lis
     Raises :class:`SweepError` naming the first wrong thing: the sweep file, a key, a config file, an option, or
     an empty grid. Under a sweeper other than the basic one (a search, e.g. Optuna) the points are not known in
     advance: the sweep file and its base point are checked."""
-    from lightning_mbmarl.cli import check_arguments
+    from lightning_mbmarl.cli import ArgumentChecker
 
     parsed = OverridesParser.create().parse_overrides(overrides)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
@@ -75,6 +75,7 @@ def check_sweep(config_dir: Path, config_name: str, overrides: list[str]) -> lis
                 jobs = [fixed]
                 _check_search(base, params)
             checked: set[tuple[str, ...]] = set()
+            check_arguments = ArgumentChecker()  # one parser for every point's command
             for job in jobs:
                 point = make_point(_compose(config_name, job).point, job)
                 command = tuple(fit_command(point, Path("checked"), resume=False)[3:])

@@ -3,8 +3,11 @@
 from pathlib import Path
 
 import h5py
+import pytest
 
 from lightning_mbmarl.data.dataset_tool import make_icg_dataset
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_unknown_config_key_is_named(cli, quiet_cli_args):
@@ -114,3 +117,47 @@ def test_an_online_method_on_an_offline_data_module_fails_at_start_naming_the_ri
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "MAPPO learns from online data: use data.class_path " in result.stderr, result.stderr[-2000:]
     assert "lightning_mbmarl.data.online_datamodule.OnlineDataModule, not OfflineDataModule" in result.stderr
+
+
+def test_a_reused_argument_checker_judges_each_command_line_on_its_own(monkeypatch):
+    """Sweeps parse every point's command with one parser: a command's class, keys and errors must not carry over
+    to the next (a MAMBA-only key is wrong after MAMBA parsed, once the command names MAPPO)."""
+    from lightning_mbmarl.cli import ArgumentChecker
+
+    monkeypatch.chdir(REPO)
+    check = ArgumentChecker()
+    check(["fit", "--config", "conf/mamba_icg.yaml", "--model.init_args.mamba.model_updates=3"])
+    with pytest.raises(ValueError, match="mamba"):
+        check(["fit", "--config", "conf/mappo_icg.yaml", "--model.init_args.mamba.model_updates=3"])
+    with pytest.raises(ValueError, match="model_updates is not valid for MAMBA"):
+        check(["fit", "--config", "conf/mamba_icg.yaml", "--model.init_args.mamba.model_updates=many"])
+    check(["fit", "--config", "conf/mappo_icg.yaml"])
+    check(["fit", "--config", "conf/mamba_icg.yaml", "--model.init_args.mamba.model_updates=3"])
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (
+            "--model.init_args.no_such_key=1",
+            "unknown option --model.init_args.no_such_key (MAMBA has no 'no_such_key')",
+        ),
+        ("--model.init_args.mapo.epochs=1", "did you mean --model.init_args.mappo?"),
+        ("--data.init_args.buffer_capacty=9", "did you mean --data.init_args.buffer_capacity?"),
+        (
+            "--model.init_args.mamba.model_updates=many",
+            "--model.init_args.mamba.model_updates is not valid for MAMBA: Expected a <class 'int'>. Got value: many",
+        ),
+        ("--model.init_args.mappo=3", "--model.init_args.mappo is not valid for MAMBA: Unable to load config '3'"),
+    ],
+)
+def test_a_wrong_option_of_the_model_or_data_is_named_in_one_line(monkeypatch, option, message):
+    """Unknown keys directly under ``init_args`` and values of the wrong type name the option (the parser's own
+    report says only "Problem with given class_path ...")."""
+    from lightning_mbmarl.cli import ArgumentChecker
+
+    monkeypatch.chdir(REPO)
+    with pytest.raises(ValueError) as error:
+        ArgumentChecker()(["fit", "--config", "conf/mamba_icg.yaml", option])
+    assert message in str(error.value), str(error.value)
+    assert "\n" not in str(error.value) and "Problem with given class_path" not in str(error.value)
