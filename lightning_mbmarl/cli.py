@@ -19,6 +19,8 @@ from pathlib import Path
 from jsonargparse import ArgumentError, Namespace
 import torch
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 
@@ -73,6 +75,10 @@ def _more_than_one_device(devices) -> bool:
     if "," in text:
         return len([d for d in text.split(",") if d.strip()]) > 1
     return text == "-1" or (text.isdigit() and int(text) > 1)
+
+
+class TrainerSettingsError(ValueError):
+    """Lightning refused the ``trainer`` settings (an unknown accelerator, devices it cannot use, ...)."""
 
 
 class MBMARLCLI(LightningCLI):
@@ -134,6 +140,14 @@ class MBMARLCLI(LightningCLI):
             # SIGTERM / SIGINT: last.ckpt at the next step boundary, then a non-zero exit.
             callbacks.append(_class_config("lightning_mbmarl.callbacks.graceful_stop.GracefulStop"))
         config.trainer.callbacks = callbacks
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:  # type: ignore[override]
+        """The Trainer; Lightning's own errors about its settings become :class:`TrainerSettingsError`, which a
+        failed start reports in one line like any other bad option."""
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (ValueError, TypeError, MisconfigurationException) as error:
+            raise TrainerSettingsError(f"--trainer: {error}") from error
 
     def _choose_run_dir(self, config) -> tuple[str, bool]:
         """The run's folder, and whether it continues a run that is already there.
@@ -235,7 +249,7 @@ def _bad_input(error: BaseException) -> bool:
     """Whether ``error`` is bad input (config, options, data) rather than a failure of a running job."""
     from lightning_mbmarl.algorithms.base import CapabilityError
 
-    if isinstance(error, (ArgumentError, DatasetError, CapabilityError)):
+    if isinstance(error, (ArgumentError, DatasetError, CapabilityError, TrainerSettingsError)):
         return True
     text = str(error) if isinstance(error, ValueError) else ""
     return "Does not validate against any of the Union subtypes" in text or "Problem with given class_path" in text

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import re
 import typing
+from pathlib import Path
 
 VERBOSE_ENV = "LIGHTNING_MBMARL_VERBOSE"
 
@@ -22,27 +23,69 @@ _QUOTED_ERROR = re.compile(r'^\s*- "(.+)"\s*$', re.M)
 _CLASS_PROBLEM = re.compile(r"^( *)- Problem with given class_path '([\w.]+)':[ \t]*\n((?:\1 +\S.*(?:\n|$))*)", re.M)
 _NOT_ACCEPTED = re.compile(r"Option '([\w.]+)' is not accepted")
 _NESTED_KEY = re.compile(r'^[ \t]*Parser key "([\w.]+)":[ \t]*(.*)$', re.M)
+_NOT_A_CLASS_PATH = re.compile(r"Expected a dot import path string: (\S+)")
+_EXPECTED = re.compile(r"^\s*- Expected a (.+)$", re.M)
+_GIVEN_VALUE = re.compile(r"^\s*Given value: (.*)$", re.M)
+_OPTION_KEY = re.compile(r'^Parser key "([\w.]+)":', re.M)
+_CLASS_DEFINITION = re.compile(r"^class (\w+)\(", re.M)
+_CLASS_FOLDERS = {"model": "algorithms", "data": "data"}  # where the package's classes for each section live
 
 
 def short_message(error: BaseException) -> str:
     """The one-line (or few-line) explanation of a failed start; see the module docstring."""
     text = str(error)
+    match = _PARSER_KEY.search(text)
+    section = match.group(1) if match else "model"
     unknown = _UNRECOGNIZED.search(text)
     if unknown:
-        section = _PARSER_KEY.search(text)
-        return unknown_option(section.group(1) if section else "model", unknown.group(1), unknown.group(2))
+        return unknown_option(section, unknown.group(1), unknown.group(2))
+    not_a_class = _NOT_A_CLASS_PATH.search(text)
+    if not_a_class:
+        return unknown_class(section, not_a_class.group(1))
     problem = _CLASS_PROBLEM.search(text)
     if problem:
-        section = _PARSER_KEY.search(text)
-        return _class_problem(section.group(1) if section else "model", problem.group(2), problem.group(3))
+        return _class_problem(section, problem.group(2), problem.group(3))
     inner = [m for m in _QUOTED_ERROR.findall(text) if not m.startswith("Expected a")]
     if inner:  # a constructor's own error, wrapped in the parser's union report
         return inner[0]
     if "Does not validate against any of the Union subtypes" in text:
         lines = [line.strip(" -") for line in text.splitlines() if line.strip().startswith("- ")]
         useful = [line for line in lines if not line.startswith("Expected a")]
-        return useful[0] if useful else text.splitlines()[0]
+        if useful:
+            return useful[0]
+    option, given, expected = _OPTION_KEY.search(text), _GIVEN_VALUE.search(text), _EXPECTED.findall(text)
+    if option and given and expected:  # a value that none of the option's types accepts
+        return f"--{option.group(1)}={given.group(1)}: expected {' or '.join(_readable(t) for t in expected)}"
+    if option:  # 'Parser key "trainer.max_steps":' and the parser's reason on the next lines
+        reason = " ".join(line.strip() for line in text[option.end() :].splitlines() if line.strip())
+        return f"--{option.group(1)}: {reason}"
     return text.strip() or type(error).__name__
+
+
+def _readable(type_text: str) -> str:
+    """``typing.Literal['a', 'b']`` -> ``one of 'a', 'b'``; ``<class 'int'>`` -> ``int``; ``NoneType`` -> ``null``."""
+    literal = re.fullmatch(r"typing\.Literal\[(.*)\]", type_text)
+    if literal:
+        return f"one of {literal.group(1)}"
+    name = re.fullmatch(r"<class '([\w.]+)'>", type_text)
+    if name:
+        return "null" if name.group(1) == "NoneType" else name.group(1).rsplit(".", 1)[-1]
+    return type_text
+
+
+def unknown_class(section: str, name: str) -> str:
+    """``--<section>=<name>`` names no class the parser can load (short names work only for classes already
+    imported): say so, with the import paths of the package's classes closest to ``name``."""
+    folder = _CLASS_FOLDERS.get(section)
+    known: dict[str, str] = {}
+    if folder is not None:
+        package = importlib.import_module(f"lightning_mbmarl.{folder}")
+        for source in sorted(Path(package.__path__[0]).glob("*.py")):
+            for cls in _CLASS_DEFINITION.findall(source.read_text()):
+                known.setdefault(cls.lower(), f"{package.__name__}.{source.stem}.{cls}")
+    close = difflib.get_close_matches(name.rsplit(".", 1)[-1].lower(), list(known), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(f'--{section}={known[c]}' for c in close)}?" if close else ""
+    return f"--{section}={name} names no class that loads (a short name works only once its module is imported){hint}"
 
 
 def _class_problem(section: str, class_path: str, block: str) -> str:
@@ -51,6 +94,8 @@ def _class_problem(section: str, class_path: str, block: str) -> str:
     not_accepted = _NOT_ACCEPTED.search(block)
     if not_accepted:
         return unknown_option(section, class_path, not_accepted.group(1))
+    if "has no attribute" in block or "No module named" in block:
+        return unknown_class(section, class_path)
     lines = [line.strip() for line in block.splitlines() if line.strip() and not line.strip().startswith("- ")]
     nested = _NESTED_KEY.search(block)
     owner = class_path.rsplit(".", 1)[-1]

@@ -149,11 +149,20 @@ def test_a_reused_argument_checker_judges_each_command_line_on_its_own(monkeypat
             "--model.init_args.mamba.model_updates is not valid for MAMBA: Expected a <class 'int'>. Got value: many",
         ),
         ("--model.init_args.mappo=3", "--model.init_args.mappo is not valid for MAMBA: Unable to load config '3'"),
+        ("--model=MAG", "did you mean --model=lightning_mbmarl.algorithms.mag.MAG or"),
+        (
+            "--model=lightning_mbmarl.algorithms.mamba.MAMBX",
+            "did you mean --model=lightning_mbmarl.algorithms.mamba.MAMBA",
+        ),
+        ("--data=OfflineDataModul", "did you mean --data=lightning_mbmarl.data.offline_datamodule.OfflineDataModule"),
+        ("--trainer.precision=bf17", "--trainer.precision=bf17: expected int or one of 'transformer-engine',"),
+        ("--trainer.max_steps=many", "--trainer.max_steps: Expected a <class 'int'>. Got value: many"),
     ],
 )
-def test_a_wrong_option_of_the_model_or_data_is_named_in_one_line(monkeypatch, option, message):
-    """Unknown keys directly under ``init_args`` and values of the wrong type name the option (the parser's own
-    report says only "Problem with given class_path ...")."""
+def test_a_wrong_option_or_class_is_named_in_one_line(monkeypatch, option, message):
+    """Unknown keys directly under ``init_args``, values of the wrong type and classes that do not load are named
+    with what would be right (the parser's own report's first line says only "Problem with given class_path ...",
+    "Parser key ..." or "Does not validate against any of the Union subtypes")."""
     from lightning_mbmarl.cli import ArgumentChecker
 
     monkeypatch.chdir(REPO)
@@ -161,3 +170,15 @@ def test_a_wrong_option_of_the_model_or_data_is_named_in_one_line(monkeypatch, o
         ArgumentChecker()(["fit", "--config", "conf/mamba_icg.yaml", option])
     assert message in str(error.value), str(error.value)
     assert "\n" not in str(error.value) and "Problem with given class_path" not in str(error.value)
+    assert "Parser key" not in str(error.value) and "Union subtypes" not in str(error.value)
+
+
+def test_trainer_settings_lightning_refuses_are_one_short_message_and_leave_no_run_folder(
+    tmp_path, cli, quiet_cli_args
+):
+    result = cli("fit", "--config", "conf/mamba_icg.yaml", "--trainer.accelerator=gpux", *quiet_cli_args)
+    assert result.returncode == 2
+    error = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1 and "--trainer: You selected an invalid accelerator name" in error[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "outputs").glob("*/version_*")), "a failed start left a run folder"
