@@ -16,7 +16,11 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from lightning_mbmarl.callbacks.learning_curve import plots_folder
-from lightning_mbmarl.world_models.compounding_error import accumulated_error, compounding_error, window_is_one_episode
+from lightning_mbmarl.world_models.compounding_error import (
+    accumulated_from_curve,
+    compounding_error,
+    window_is_one_episode,
+)
 
 
 @runtime_checkable
@@ -24,6 +28,14 @@ class ModelErrorSource(Protocol):
     def model_error_rollout(self, sequences: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """sequences: replay windows ``[B, H + 1, ...]`` -> (predicted, target) ``[B, H, D]`` for steps 1..H,
         branched from step 0 with the model (and whatever the method uses to choose actions in its rollouts)."""
+
+
+def pool_over_ranks(curves: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-rank curves ``[R, H]``, each the mean over its rank's ``counts`` ``[R]`` valid trajectories -> the mean
+    over all of them ``[H]`` and their number."""
+    total = counts.sum()
+    weights = counts.to(curves.dtype) / total.clamp(min=1)
+    return (curves * weights[:, None]).sum(0), total
 
 
 class ModelErrorCurve(L.Callback):
@@ -44,14 +56,18 @@ class ModelErrorCurve(L.Callback):
             sequences = datamodule.sample_sequences(self.trajectories, self.horizon + 1)
             sequences = {k: v.to(pl_module.device) for k, v in sequences.items()}
             valid = window_is_one_episode(sequences["is_first"], sequences["terminated"] | sequences["truncated"])
-            if not valid.any():
+            count = valid.sum()
+            curve = torch.zeros(self.horizon, device=pl_module.device)
+            if valid.any():
+                curve = compounding_error(*pl_module.model_error_rollout(sequences), valid)
+            if trainer.world_size > 1:  # each rank samples its own replay: the curve over every rank's trajectories
+                curve, count = pool_over_ranks(pl_module.all_gather(curve), pl_module.all_gather(count))
+            if count == 0:  # the same decision on every rank
                 return
-            predicted, target = pl_module.model_error_rollout(sequences)
-            curve = compounding_error(predicted, target, valid)
-            accumulated = accumulated_error(predicted, target, valid)
+        accumulated = accumulated_from_curve(curve)
         for h, value in enumerate(curve.tolist(), start=1):
-            pl_module.log(f"model_error/c_{h}", value)
-        pl_module.log("model_error/accumulated", accumulated[-1])
+            pl_module.log(f"model_error/c_{h}", value, sync_dist=True)  # equal on every rank: keeps DDP quiet
+        pl_module.log("model_error/accumulated", accumulated[-1], sync_dist=True)
         self._plot(trainer, plots_folder(trainer), curve.cpu(), accumulated.cpu())
 
     @rank_zero_only

@@ -23,8 +23,12 @@ def compounding_error(predicted: torch.Tensor, target: torch.Tensor, valid: torc
 
 def accumulated_error(predicted: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """MAG's accumulated model error against rollout step: ``Σ_{i<=h} ||s_i - ŝ_i||²`` [H] (= h c_h)."""
-    horizons = torch.arange(1, predicted.shape[1] + 1, device=predicted.device, dtype=torch.float32)
-    return compounding_error(predicted, target, valid) * horizons
+    return accumulated_from_curve(compounding_error(predicted, target, valid))
+
+
+def accumulated_from_curve(curve: torch.Tensor) -> torch.Tensor:
+    """``c_h`` [H] -> the accumulated error ``h c_h`` [H]."""
+    return curve * torch.arange(1, curve.shape[-1] + 1, device=curve.device, dtype=curve.dtype)
 
 
 def window_is_one_episode(is_first: torch.Tensor, done: torch.Tensor) -> torch.Tensor:

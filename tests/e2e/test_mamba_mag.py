@@ -80,6 +80,8 @@ def test_mag_two_process_ddp_on_cpu_in_bf16_mixed(tmp_path, cli, read_metric, qu
     run = _run(tmp_path / "outputs")
     assert read_metric(run, "eval/env_steps") >= 300  # summed over both ranks
     assert 0.0 <= read_metric(run, "eval/won_rate") <= 1.0
+    assert read_metric(run, "model_error/c_1") >= 0.0  # pooled over both ranks' replay
+    assert "sync_dist=True" not in result.stderr  # every metric logged once per evaluation is reduced over ranks
     assert not (tmp_path / "outputs" / "mag_smax_2s3z" / "version_1").exists()  # both ranks shared one folder
     replay = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["OnlineDataModule"]
     assert len(replay["ranks"]) == 2  # each rank's replay buffer, gathered on rank 0

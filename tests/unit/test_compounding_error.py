@@ -33,3 +33,19 @@ def test_invalid_windows_are_excluded_and_detected():
     assert window_is_one_episode(is_first, done).tolist() == [True, False]
     with pytest.raises(ValueError, match="no valid"):
         compounding_error(predicted, target, torch.tensor([False, False]))
+
+
+def test_curves_of_two_ranks_pool_into_the_curve_of_all_their_trajectories():
+    """Rank 0 holds 1 valid trajectory (squared errors 1, 1), rank 1 holds 3 (errors 3, 3 each): the pooled c_h is
+    the mean over all 4, (1 + 3 x 3) / 4 = 2.5 at every h, which is what one rank holding all four computes."""
+    from lightning_mbmarl.callbacks.model_error import pool_over_ranks
+
+    predicted = torch.zeros(4, 2, 1)
+    target = torch.tensor([[[1.0], [1.0]]] + [[[3.0**0.5], [3.0**0.5]]] * 3)
+    curves = torch.stack([compounding_error(predicted[:1], target[:1]), compounding_error(predicted[1:], target[1:])])
+    curve, count = pool_over_ranks(curves, torch.tensor([1, 3]))
+    torch.testing.assert_close(curve, torch.tensor([2.5, 2.5]))
+    torch.testing.assert_close(curve, compounding_error(predicted, target))
+    assert int(count) == 4
+    empty, none = pool_over_ranks(torch.zeros(2, 2), torch.tensor([0, 0]))
+    assert int(none) == 0 and empty.tolist() == [0.0, 0.0]
