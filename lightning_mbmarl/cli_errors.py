@@ -27,6 +27,7 @@ _NOT_A_CLASS_PATH = re.compile(r"Expected a dot import path string: (\S+)")
 _EXPECTED = re.compile(r"^\s*- Expected a (.+)$", re.M)
 _GIVEN_VALUE = re.compile(r"^\s*Given value: (.*)$", re.M)
 _OPTION_KEY = re.compile(r'^Parser key "([\w.]+)":', re.M)
+_REQUIRED = re.compile(r"the following arguments are required: \w+\.(model|data)\b")
 _CLASS_DEFINITION = re.compile(r"^class (\w+)\(", re.M)
 _CLASS_FOLDERS = {"model": "algorithms", "data": "data"}  # where the package's classes for each section live
 
@@ -36,6 +37,12 @@ def short_message(error: BaseException) -> str:
     text = str(error)
     match = _PARSER_KEY.search(text)
     section = match.group(1) if match else "model"
+    required = _REQUIRED.search(text)
+    if required:
+        return (
+            f"no --{required.group(1)}: name an experiment's config, --config conf/<experiment>.yaml (one per method "
+            "and task in conf/, e.g. conf/moma_ant_po.yaml), or give --model and --data"
+        )
     unknown = _UNRECOGNIZED.search(text)
     if unknown:
         return unknown_option(section, unknown.group(1), unknown.group(2))

@@ -182,3 +182,11 @@ def test_trainer_settings_lightning_refuses_are_one_short_message_and_leave_no_r
     assert len(error) == 1 and "--trainer: You selected an invalid accelerator name" in error[0], result.stderr
     assert "Traceback" not in result.stderr
     assert not list((tmp_path / "outputs").glob("*/version_*")), "a failed start left a run folder"
+
+
+def test_fit_without_a_config_says_where_the_configs_are(monkeypatch):
+    from lightning_mbmarl.cli import ArgumentChecker
+
+    monkeypatch.chdir(REPO)
+    with pytest.raises(ValueError, match=r"no --model: name an experiment's config, --config conf/<experiment>.yaml"):
+        ArgumentChecker()(["fit"])
