@@ -77,8 +77,16 @@ def _more_than_one_device(devices) -> bool:
     return text == "-1" or (text.isdigit() and int(text) > 1)
 
 
-class TrainerSettingsError(ValueError):
-    """Lightning refused the ``trainer`` settings (an unknown accelerator, devices it cannot use, ...)."""
+class OptionError(ValueError):
+    """An option that parsed but cannot be used: trainer settings Lightning refuses (an unknown accelerator, devices
+    it cannot use), a --ckpt_path that is no file, a --trainer.default_root_dir holding another run."""
+
+
+def _names_a_missing_file(checkpoint: str) -> bool:
+    """Whether a --ckpt_path is a local path with no file there (not a name Lightning resolves itself, "best",
+    "last", "hpc" or "registry[:...]", and not a remote URL)."""
+    lightning_name = checkpoint in ("best", "last", "hpc") or checkpoint.startswith("registry")
+    return not lightning_name and "://" not in checkpoint and not Path(checkpoint).is_file()
 
 
 class MBMARLCLI(LightningCLI):
@@ -142,12 +150,12 @@ class MBMARLCLI(LightningCLI):
         config.trainer.callbacks = callbacks
 
     def instantiate_trainer(self, **kwargs) -> Trainer:  # type: ignore[override]
-        """The Trainer; Lightning's own errors about its settings become :class:`TrainerSettingsError`, which a
-        failed start reports in one line like any other bad option."""
+        """The Trainer; Lightning's own errors about its settings become :class:`OptionError`, which a failed start
+        reports in one line like any other bad option."""
         try:
             return super().instantiate_trainer(**kwargs)
         except (ValueError, TypeError, MisconfigurationException) as error:
-            raise TrainerSettingsError(f"--trainer: {error}") from error
+            raise OptionError(f"--trainer: {error}") from error
 
     def _choose_run_dir(self, config) -> tuple[str, bool]:
         """The run's folder, and whether it continues a run that is already there.
@@ -159,6 +167,11 @@ class MBMARLCLI(LightningCLI):
         by :func:`main` if the run fails before it starts).
         """
         checkpoint = config.get("ckpt_path")
+        if checkpoint and _names_a_missing_file(str(checkpoint)):
+            raise OptionError(
+                f"--ckpt_path {checkpoint}: no such file (a run's checkpoints are <run folder>/checkpoints/last.ckpt, "
+                "e.g. outputs/<experiment>/version_0/checkpoints/last.ckpt)"
+            )
         resumes = None
         if self.subcommand == "fit" and checkpoint and Path(str(checkpoint)).parent.name == "checkpoints":
             run = Path(str(checkpoint)).parent.parent
@@ -168,7 +181,7 @@ class MBMARLCLI(LightningCLI):
             chosen = Path(chosen)
             other_run = resumes is not None and resumes.resolve() != chosen.resolve()
             if other_run or (resumes is None and (chosen / "config.yaml").exists()):
-                raise ValueError(
+                raise OptionError(
                     f"--trainer.default_root_dir {chosen} already holds another run (its config.yaml): give a new "
                     f"folder, resume it with --ckpt_path {chosen / 'checkpoints' / 'last.ckpt'}, or leave the "
                     "folder to --output_dir, which makes a fresh <output_dir>/<experiment>/version_<k>"
@@ -249,7 +262,7 @@ def _bad_input(error: BaseException) -> bool:
     """Whether ``error`` is bad input (config, options, data) rather than a failure of a running job."""
     from lightning_mbmarl.algorithms.base import CapabilityError
 
-    if isinstance(error, (ArgumentError, DatasetError, CapabilityError, TrainerSettingsError)):
+    if isinstance(error, (ArgumentError, DatasetError, CapabilityError, OptionError)):
         return True
     text = str(error) if isinstance(error, ValueError) else ""
     return "Does not validate against any of the Union subtypes" in text or "Problem with given class_path" in text

@@ -115,7 +115,19 @@ def test_default_root_dir_is_the_run_folder(tmp_path, cli, quiet_cli_args):
     assert (folder / "metrics.csv").exists() and (folder / "checkpoints" / "last.ckpt").exists()
     assert "exists and is not empty" not in result.stderr  # no spurious log-folder warning
     again = cli(*options)  # a second fresh run into the same folder would mix two runs
-    assert again.returncode != 0 and "--output_dir" in again.stderr
+    assert again.returncode == 2 and "--output_dir" in again.stderr and "Traceback" not in again.stderr
+    assert (folder / "checkpoints" / "last.ckpt").exists()  # the first run is left as it was
+
+
+@pytest.mark.parametrize("command", ["fit", "validate"])
+def test_a_checkpoint_path_with_no_file_is_one_short_message_and_leaves_no_folder(
+    tmp_path, cli, quiet_cli_args, command
+):
+    missing = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    result = cli(command, "--config", "conf/mamba_icg.yaml", f"--ckpt_path={missing}", *quiet_cli_args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"--ckpt_path {missing}: no such file" in result.stderr
+    assert not (tmp_path / "outputs" / "mamba_icg").exists() and not missing.parent.exists()
 
 
 def test_a_killed_run_leaves_the_checkpoint_of_its_last_evaluation_and_progress_lines(
