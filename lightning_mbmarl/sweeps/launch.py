@@ -13,6 +13,7 @@ config file, an unknown key or an empty grid fails with one message. Each job th
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -55,6 +56,7 @@ def check_sweep(config_dir: Path, config_name: str, overrides: list[str]) -> lis
     advance: the sweep file and its base point are checked."""
     from lightning_mbmarl.cli import ArgumentChecker
 
+    _require_sweep_file(config_dir, config_name)
     parsed = OverridesParser.create().parse_overrides(overrides)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     swept = [o.input_line for o in parsed if o.is_sweep_override()]
@@ -119,6 +121,7 @@ _ABSENT = object()
 
 def load_settings(config_dir: Path, config_name: str, overrides: list[str]) -> dict[str, Any]:
     """A sweep file's ``sweep`` section, composed with ``overrides`` and resolved (what ``report`` reads)."""
+    _require_sweep_file(config_dir, config_name)
     register()
     GlobalHydra.instance().clear()
     try:
@@ -126,6 +129,16 @@ def load_settings(config_dir: Path, config_name: str, overrides: list[str]) -> d
             return OmegaConf.to_container(_compose(config_name, overrides).sweep, resolve=True)
     finally:
         GlobalHydra.instance().clear()
+
+
+def _require_sweep_file(config_dir: Path, config_name: str) -> None:
+    """A sweep named by ``--config-name`` is a file ``<config_dir>/<name>.yaml``: if not, name the sweeps there."""
+    if (config_dir / f"{config_name.removesuffix('.yaml')}.yaml").is_file():
+        return
+    sweeps = sorted(path.stem for path in config_dir.glob("*.yaml"))
+    close = difflib.get_close_matches(config_name, sweeps, n=2, cutoff=0.5)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise SweepError(f"no sweep {config_name!r} in {config_dir}: {hint}the sweeps there: {', '.join(sweeps) or 'none'}")
 
 
 def _compose(config_name: str, overrides: list[str], hydra_config: bool = False) -> DictConfig:

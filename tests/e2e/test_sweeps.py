@@ -470,3 +470,13 @@ def test_a_running_point_notes_its_time_as_it_goes(tmp_path):
             [sys.executable, "-c", "import time; time.sleep(1.3)"], dict(os.environ), log, lambda: beats.append(1), 0.4
         )
     assert status == 0 and stop is None and len(beats) >= 2
+
+
+def test_a_sweep_name_with_no_file_names_the_sweeps_there(tmp_path):
+    from lightning_mbmarl.sweeps.launch import load_settings
+
+    config_dir = write_sweep(tmp_path)
+    with pytest.raises(SweepError, match=r"no sweep 'tinny' in .*: did you mean tiny\? the sweeps there: tiny"):
+        check_sweep(config_dir, "tinny", [])
+    with pytest.raises(SweepError, match=r"no sweep 'other'"):
+        load_settings(config_dir, "other", [])
