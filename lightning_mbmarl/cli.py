@@ -109,6 +109,12 @@ class MBMARLCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         run_dir = os.environ.get(RUN_DIR_ENV)
         if run_dir is None:  # the launching process; DDP workers inherit its choice
+            checkpoint = config.get("ckpt_path")
+            if checkpoint and _names_a_missing_file(str(checkpoint)):
+                raise OptionError(
+                    f"--ckpt_path {checkpoint}: no such file (a run's checkpoints are <run folder>/checkpoints/"
+                    "last.ckpt, e.g. outputs/<experiment>/version_0/checkpoints/last.ckpt)"
+                )
             run_dir, resumed = self._choose_run_dir(config)
             os.environ[RUN_DIR_ENV] = run_dir
             if resumed:  # the run's own config.yaml stays; this part's config is written beside it
@@ -167,11 +173,6 @@ class MBMARLCLI(LightningCLI):
         by :func:`main` if the run fails before it starts).
         """
         checkpoint = config.get("ckpt_path")
-        if checkpoint and _names_a_missing_file(str(checkpoint)):
-            raise OptionError(
-                f"--ckpt_path {checkpoint}: no such file (a run's checkpoints are <run folder>/checkpoints/last.ckpt, "
-                "e.g. outputs/<experiment>/version_0/checkpoints/last.ckpt)"
-            )
         resumes = None
         if self.subcommand == "fit" and checkpoint and Path(str(checkpoint)).parent.name == "checkpoints":
             run = Path(str(checkpoint)).parent.parent

@@ -26,7 +26,6 @@ _NESTED_KEY = re.compile(r'^[ \t]*Parser key "([\w.]+)":[ \t]*(.*)$', re.M)
 _NOT_A_CLASS_PATH = re.compile(r"Expected a dot import path string: (\S+)")
 _EXPECTED = re.compile(r"^\s*- Expected a (.+)$", re.M)
 _GIVEN_VALUE = re.compile(r"^\s*Given value: (.*)$", re.M)
-_OPTION_KEY = re.compile(r'^Parser key "([\w.]+)":', re.M)
 _REQUIRED = re.compile(r"the following arguments are required: \w+\.(model|data)\b")
 _CLASS_DEFINITION = re.compile(r"^class (\w+)\(", re.M)
 _CLASS_FOLDERS = {"model": "algorithms", "data": "data"}  # where the package's classes for each section live
@@ -60,12 +59,12 @@ def short_message(error: BaseException) -> str:
         useful = [line for line in lines if not line.startswith("Expected a")]
         if useful:
             return useful[0]
-    option, given, expected = _OPTION_KEY.search(text), _GIVEN_VALUE.search(text), _EXPECTED.findall(text)
+    option, given, expected = _NESTED_KEY.match(text), _GIVEN_VALUE.search(text), _EXPECTED.findall(text)
     if option and given and expected:  # a value that none of the option's types accepts
         return f"--{option.group(1)}={given.group(1)}: expected {' or '.join(_readable(t) for t in expected)}"
-    if option:  # 'Parser key "trainer.max_steps":' and the parser's reason on the next lines
-        reason = " ".join(line.strip() for line in text[option.end() :].splitlines() if line.strip())
-        return f"--{option.group(1)}: {reason}"
+    if option:  # 'Parser key "trainer.max_steps":' and the parser's reason after it
+        reason = [option.group(2)] + [line.strip() for line in text[option.end() :].splitlines()]
+        return f"--{option.group(1)}: {' '.join(part for part in reason if part)}"
     return text.strip() or type(error).__name__
 
 

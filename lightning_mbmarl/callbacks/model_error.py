@@ -58,7 +58,7 @@ class ModelErrorCurve(L.Callback):
             valid = window_is_one_episode(sequences["is_first"], sequences["terminated"] | sequences["truncated"])
             count = valid.sum()
             curve = torch.zeros(self.horizon, device=pl_module.device)
-            if valid.any():
+            if count > 0:
                 curve = compounding_error(*pl_module.model_error_rollout(sequences), valid)
             if trainer.world_size > 1:  # each rank samples its own replay: the curve over every rank's trajectories
                 curve, count = pool_over_ranks(pl_module.all_gather(curve), pl_module.all_gather(count))
