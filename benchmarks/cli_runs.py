@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from lightning_mbmarl.sweeps.point import code_commit  # noqa: F401 (re-exported)
+from lightning_mbmarl.sweeps.code_state import code_commit  # noqa: F401 (re-exported)
 from lightning_mbmarl.sweeps.results import append_row, evaluation_curve, metric_rows, read_results  # noqa: F401 (re-exported)
 
 

@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping
 
 from lightning_mbmarl.cli import RUN_DIR_ENV
 from lightning_mbmarl.slurm import LAST_CHECKPOINT
+from lightning_mbmarl.sweeps.code_state import attempts_code, save_code_state
 from lightning_mbmarl.sweeps.results import append_row, evaluation_curve, metric_rows
 
 #: how often a running point's record notes the time its attempt has run
@@ -132,6 +133,7 @@ class PointRun:
         self.point, self.metrics, self.threads, self.env = point, list(metrics), threads, dict(env or {})
         self.results = Path(results)
         self.curves = self.results.with_name(self.results.stem + "_curves.csv")
+        self.code_dir = self.results.parent / "code"  # <label>.diff for each attempt run from uncommitted code
         experiment_dir = Path(output_dir) / sweep_name / point.experiment
         self.run_dir = experiment_dir / point.name
         self.record_file = experiment_dir / f"{point.name}.json"
@@ -161,8 +163,9 @@ class PointRun:
         if self.threads is not None:
             env["OMP_NUM_THREADS"] = str(self.threads)
         command = fit_command(self.point, self.run_dir, resume)
-        start, started, commit = time.perf_counter(), _now(), code_commit()  # the code this attempt runs
-        attempt = {"start": started, "seconds": 0, "exit": None, "resumed": resume}
+        # the code this attempt runs; uncommitted changes go beside the results, to be committed with its row
+        start, started, commit = time.perf_counter(), _now(), save_code_state(self.code_dir if rank == 0 else None)
+        attempt = {"start": started, "seconds": 0, "exit": None, "resumed": resume, "commit": commit}
         heartbeat = None
         if rank == 0:
             record["command"] = command[1:]
@@ -179,7 +182,6 @@ class PointRun:
             status, stop = run_forwarding_stops(command, env, log, heartbeat)
         if rank == 0:
             attempt.update(seconds=round(time.perf_counter() - start), exit=status)
-            record["commit"] = commit
             if status != 0:
                 self._write(record)
         if stop is not None:
@@ -234,7 +236,7 @@ class PointRun:
             "env_steps": int(env_steps),
             **final,
             "seconds": sum(a["seconds"] for a in record["attempts"]),
-            "commit": record.get("commit", "unknown"),
+            "commit": attempts_code([a.get("commit", "unknown") for a in record["attempts"]]),
             "recorded": _now(),
         }
 
@@ -307,23 +309,3 @@ def run_forwarding_stops(
 
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
-
-
-def code_commit() -> str:
-    """The package's git commit (``+dirty`` when the package or its configs have uncommitted changes), or
-    ``unknown`` outside a git checkout."""
-    repo = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "lightning_mbmarl", "conf"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+dirty" if dirty else "")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lightning_mbmarl.sweeps.code_state import code_commit
 from lightning_mbmarl.sweeps.launch import SweepError, check_sweep
 from lightning_mbmarl.sweeps.point import Point, flatten_options, grid_values
 from lightning_mbmarl.sweeps.report import curve_table, final_table, spread_text
@@ -204,6 +205,7 @@ def test_two_point_sweep_records_rows_skips_finished_points_and_reports(tmp_path
         ("seed=1", "aorpo_climb", "1", "300"),
     ]
     assert all(-50 < float(r["eval/return"]) <= 25 and int(r["seconds"]) > 0 for r in rows)
+    assert {r["commit"] for r in rows} == {code_commit()}  # the code each run ran (with a hash of any changes)
     curves = read_results(tmp_path / "results" / "tiny_curves.csv")
     assert {r["seed"] for r in curves} == {"0", "1"} and len(curves) >= 4  # evaluations every 20 updates
     run_dirs = [tmp_path / "out" / "tiny" / "aorpo_climb" / f"seed={s}" for s in (0, 1)]
