@@ -23,12 +23,25 @@ def included_file(config: Path) -> Path | None:
     if config.suffix not in (".yaml", ".yml") or not config.is_file():
         return None
     content = yaml.safe_load(config.read_text())
+    if isinstance(content, dict) and ("class_path" in content or "init_args" in content):
+        raise ValueError(_one_class_message(config, str(content.get("class_path", ""))))
     target = content.get(INCLUDE_KEY) if isinstance(content, dict) else None
     if target is None:
         return None
     if not isinstance(target, str):
         raise ValueError(f"{config}: `{INCLUDE_KEY}:` names one file to extend, a path relative to {config.parent}")
     return config.parent / target
+
+
+def _one_class_message(config: Path, class_path: str) -> str:
+    """Why a file of one class's settings (``class_path`` / ``init_args``, e.g. ``conf/data/*.yaml``) is no
+    ``--config``, and where it goes instead."""
+    section = "data" if ".data." in class_path else "model"
+    return (
+        f"--config {config} holds one class's settings (class_path / init_args), not an experiment: an experiment "
+        f"file has model:, data: and trainer: sections (conf/<experiment>.yaml). Give this one as --{section}={config}, "
+        f"or name it in an experiment file as `{section}: {config.parent.name}/{config.name}`"
+    )
 
 
 def include_chain(config: Path) -> list[Path]:

@@ -136,6 +136,8 @@ def _require_sweep_file(config_dir: Path, config_name: str) -> None:
     if (config_dir / f"{config_name.removesuffix('.yaml')}.yaml").is_file():
         return
     sweeps = sorted(path.stem for path in config_dir.glob("*.yaml"))
+    if not config_name:
+        raise SweepError(f"name a sweep: one of the files in {config_dir}: {', '.join(sweeps) or 'none'}")
     close = difflib.get_close_matches(config_name, sweeps, n=2, cutoff=0.5)
     hint = f"did you mean {' or '.join(close)}? " if close else ""
     raise SweepError(f"no sweep {config_name!r} in {config_dir}: {hint}the sweeps there: {', '.join(sweeps) or 'none'}")

@@ -220,7 +220,9 @@ def main(words: list[str]) -> int:
         prog="python -m lightning_mbmarl report",
         description="a sweep's tables and learning-curve plots from its results files",
     )
-    parser.add_argument("sweep", help="the sweep file's name in --config-path (e.g. aorpo_climb)")
+    parser.add_argument(
+        "sweep", nargs="?", default="", help="the sweep file's name in --config-path (e.g. aorpo_climb)"
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the sweep file (e.g. sweep.results=...)")
     parser.add_argument("--config-path", default="conf/sweeps", help="the folder of sweep files")
     parser.add_argument("--no-plots", action="store_true", help="print the tables only")

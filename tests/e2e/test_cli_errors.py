@@ -190,3 +190,15 @@ def test_fit_without_a_config_says_where_the_configs_are(monkeypatch):
     monkeypatch.chdir(REPO)
     with pytest.raises(ValueError, match=r"no --model: name an experiment's config, --config conf/<experiment>.yaml"):
         ArgumentChecker()(["fit"])
+
+
+def test_a_part_given_as_the_experiment_config_says_where_it_goes(monkeypatch, capsys):
+    """A data module's file as ``--config``: before, "Subcommand 'fit' does not accept option 'init_args.env...'"."""
+    from lightning_mbmarl.cli import main
+
+    monkeypatch.chdir(REPO)
+    part = "conf/data/smax_3m_replay.yaml"
+    assert main(["fit", "--config", part]) == 2
+    error = capsys.readouterr().err
+    assert f"--config {part} holds one class's settings" in error and error.count("\n") == 1
+    assert f"--data={part}" in error and "`data: data/smax_3m_replay.yaml`" in error

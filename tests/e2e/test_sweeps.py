@@ -482,3 +482,5 @@ def test_a_sweep_name_with_no_file_names_the_sweeps_there(tmp_path):
         check_sweep(config_dir, "tinny", [])
     with pytest.raises(SweepError, match=r"no sweep 'other'"):
         load_settings(config_dir, "other", [])
+    with pytest.raises(SweepError, match=r"name a sweep: one of the files in .*: tiny$"):  # `report` alone
+        load_settings(config_dir, "", [])
