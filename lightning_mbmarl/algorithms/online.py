@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from lightning_mbmarl.config_ranges import require_non_negative, require_positive
 from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
 from lightning_mbmarl.data.env_runner import TeamPolicy
 from lightning_mbmarl.data.online_datamodule import OnlineDataModule
@@ -28,6 +29,10 @@ class OnlineConfig:
     warmup_env_steps: int = 1_000  # uniform random team actions on each rank before the first update
     env_steps_per_update: float = 1.0  # environment steps collected on each rank per training step
     batch_size: int = 256  # transitions per gradient step
+
+    def __post_init__(self) -> None:
+        require_positive(self, "total_env_steps", "env_steps_per_update", "batch_size")
+        require_non_negative(self, "warmup_env_steps")
 
 
 class OnlineAlgorithm(MultiAgentAlgorithm):

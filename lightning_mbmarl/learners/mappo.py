@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lightning_mbmarl.config_ranges import require_non_negative, require_positive
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.actor import Actor
 from lightning_mbmarl.learners.agent_nets import AgentMLP
@@ -64,6 +65,10 @@ class MAPPOConfig:
     monotonic_mixer: bool = True  # mix agent values with |w| as in QMIX
     normalize_advantages: bool = True  # standardise advantages within each minibatch
     min_std: float = 1e-3  # lower bound added to the Gaussian policy's softplus std
+
+    def __post_init__(self) -> None:
+        require_positive(self, "hidden", "actor_lr", "critic_lr", "epochs", "minibatch_size", "memory_dim")
+        require_non_negative(self, "memory_length", "memory_lr")
 
 
 class MAPPOActorCritic(nn.Module):

@@ -40,6 +40,7 @@ from typing import Callable, Literal
 import torch
 from torch import nn
 
+from lightning_mbmarl.config_ranges import require_non_negative, require_positive
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.nn.one_hot_input import LatentLayout
 from lightning_mbmarl.world_models.action_format import ActionFormat
@@ -84,6 +85,8 @@ class BiLevelConfig:
             )
         if not 0.0 <= self.kl_balance <= 1.0:
             raise ValueError(f"BiLevelConfig: kl_balance must be in [0, 1], got {self.kl_balance}")
+        require_positive(self, "hidden", "embed", "deter", "categoricals", "classes", "learning_rate", "grad_clip")
+        require_non_negative(self, "head_layers")
         if self.reward_target not in ("team", "agent"):
             raise ValueError(f"BiLevelConfig: reward_target must be 'team' or 'agent', got {self.reward_target!r}")
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_mbmarl.config_ranges import require_positive
 from lightning_mbmarl.nn.batched import BatchedMLP
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh}
@@ -39,6 +40,11 @@ class EnsembleConfig:
     log_var_bound_coef: float = 0.01  # weight of the regulariser sum(max bound) - sum(min bound)
     bootstrap: bool = True  # weight each sample by Poisson(1) per member when no weights are given
     termination: bool = True  # the reward network also predicts a termination logit
+
+    def __post_init__(self) -> None:
+        require_positive(self, "members", "elites", "hidden", "learning_rate")
+        if self.elites > self.members:
+            raise ValueError(f"EnsembleConfig: elites ({self.elites}) must be at most members ({self.members})")
 
 
 @dataclass

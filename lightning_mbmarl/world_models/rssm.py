@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_mbmarl.envs.base import EnvSpec
+from lightning_mbmarl.config_ranges import require_non_negative, require_positive
 from lightning_mbmarl.nn.fast_path import Float32OutputLinear
 from lightning_mbmarl.nn.one_hot_input import LatentLayout
 from lightning_mbmarl.nn.attention import AgentAttention
@@ -74,6 +75,11 @@ class RSSMConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.kl_balance <= 1.0:
             raise ValueError(f"RSSMConfig: kl_balance must be in [0, 1], got {self.kl_balance}")
+        require_positive(
+            self, "hidden", "embed", "deter", "categoricals", "classes", "attention_heads", "attention_feedforward"
+        )
+        require_positive(self, "learning_rate", "grad_clip")
+        require_non_negative(self, "attention_layers", "head_layers")
         if self.reward_target not in ("team", "agent"):
             raise ValueError(f"RSSMConfig: reward_target must be 'team' or 'agent', got {self.reward_target!r}")
 

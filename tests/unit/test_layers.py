@@ -3,7 +3,8 @@ or the layers below it, and ``world_models`` and ``learners`` never import each 
 
 Layers, lowest first (README, "Layout"):
 
-0. ``envs``, ``nn``, ``reference_scores``, ``random_streams``: environments, network building blocks, shared helpers
+0. ``envs``, ``nn``, ``reference_scores``, ``random_streams``, ``config_ranges``: environments, network building
+   blocks, shared helpers
 1. ``world_models``, ``learners``: models and learners, plain ``nn.Module`` s and loss functions
 2. ``rollouts``, ``data``: rollouts in world models; datasets, replay and data modules
 3. ``algorithms``: one LightningModule per method
@@ -22,6 +23,7 @@ LAYERS = {
     "nn": 0,
     "reference_scores": 0,
     "random_streams": 0,
+    "config_ranges": 0,
     "world_models": 1,
     "learners": 1,
     "rollouts": 2,
