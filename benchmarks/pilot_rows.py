@@ -7,6 +7,7 @@ the world-model loss (issue 17's "what the logs say about why"). Used for the SM
 
     python benchmarks/pilot_rows.py outputs/mamba_smax_3m_cpu/version_3 "mamba_smax_3m_cpu seed 0, ... (pilot)" \
         benchmarks/results/mag_smax_cpu_3m_horizon_pilot.csv      # appends; "-" prints instead
+    python benchmarks/pilot_rows.py RUN "mappo_smax_3m_cpu seed 0, ..." OUT --diagnostics   # evaluations only
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ EVALUATION = ("eval/won_rate", "eval/return")
 DIAGNOSTICS = ("mappo/entropy", "mappo/imagined_return", "world_model/loss")
 
 
-def pilot_rows(rows: list[dict[str, str]], label: str, window: float) -> list[dict[str, object]]:
-    """One row per evaluation: ``run``, ``env_steps``, the evaluation's metrics and each diagnostic's mean over the
-    training rows logged in (env_steps - window, env_steps] (empty where none was logged there)."""
-    training = [(float(r["env_steps"]), r) for r in rows if r.get("env_steps") and any(r.get(m) for m in DIAGNOSTICS)]
+def pilot_rows(
+    rows: list[dict[str, str]], label: str, window: float, diagnostics: tuple[str, ...] = DIAGNOSTICS
+) -> list[dict[str, object]]:
+    """One row per evaluation: ``run``, ``env_steps``, the evaluation's metrics and each of ``diagnostics``' mean over
+    the training rows logged in (env_steps - window, env_steps] (empty where none was logged there)."""
+    training = [(float(r["env_steps"]), r) for r in rows if r.get("env_steps") and any(r.get(m) for m in diagnostics)]
     out = []
     for at, values in evaluation_curve(rows, EVALUATION):
         recent = [r for steps, r in training if at - window < steps <= at]
         means = {}
-        for metric in DIAGNOSTICS:
+        for metric in diagnostics:
             logged = [float(r[metric]) for r in recent if r.get(metric)]
             means[metric] = sum(logged) / len(logged) if logged else ""
         out.append({"run": label, "env_steps": int(at), **values, **means})
@@ -44,8 +47,14 @@ def main() -> None:
     parser.add_argument("label", help="the run column: config, seed and what the pilot changes")
     parser.add_argument("out", help="results CSV to append to, or - to print")
     parser.add_argument("--window", type=float, default=500.0, help="environment steps averaged before each evaluation")
+    parser.add_argument(
+        "--diagnostics",
+        nargs="*",
+        default=list(DIAGNOSTICS),
+        help="training metrics to average (none: evaluations only)",
+    )
     args = parser.parse_args()
-    rows = pilot_rows(metric_rows(args.run_dir), args.label, args.window)
+    rows = pilot_rows(metric_rows(args.run_dir), args.label, args.window, tuple(args.diagnostics))
     if args.out == "-":
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -38,3 +38,10 @@ def test_each_evaluation_gets_the_diagnostics_of_the_steps_before_it(tmp_path):
     # evaluation at 1500: only the row at 1400 is in (1000, 1500]
     assert second["env_steps"] == "1500" and float(second["mappo/entropy"]) == 0.1
     assert float(second["world_model/loss"]) == 0.5
+
+    only = tmp_path / "evaluations.csv"  # a model-free run: its evaluations alone
+    subprocess.run([sys.executable, str(SCRIPT), str(run), "mappo", str(only), "--diagnostics"], check=True)
+    assert list(csv.DictReader(only.open())) == [
+        {"run": "mappo", "env_steps": "1000", "eval/won_rate": "0.25", "eval/return": "1.5"},
+        {"run": "mappo", "env_steps": "1500", "eval/won_rate": "0.5", "eval/return": "1.75"},
+    ]
