@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from lightning_mbmarl.config_ranges import require_non_negative, require_positive
 from lightning_mbmarl.algorithms.base import EvaluationConfig, MultiAgentAlgorithm, as_config
+from lightning_mbmarl.config_ranges import require_non_negative, require_positive
 from lightning_mbmarl.data.env_runner import TeamPolicy
 from lightning_mbmarl.data.online_datamodule import OnlineDataModule
 from lightning_mbmarl.envs import EnvSpec

@@ -4,7 +4,8 @@ changes, those changes themselves, so that a results row from a work in progress
 A clean checkout is named by its commit (``c573826``); a checkout with uncommitted changes under ``lightning_mbmarl/``
 or ``conf/`` (edited, added, deleted or new files) by its commit and a hash of the changes (``c573826+dirty.1a2b3c4d``),
 and :func:`save_code_state` writes the changes as a patch named after that label, which ``git apply`` puts back on
-the commit. A tree that changes while a run goes is caught by naming the code at each attempt's start.
+the commit. The code is named when each attempt of a run starts, as its process imports it: a tree changed later,
+while the run goes, does not change the label.
 """
 
 from __future__ import annotations

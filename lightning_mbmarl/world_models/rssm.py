@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.config_ranges import require_non_negative, require_positive
+from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.nn.fast_path import Float32OutputLinear
 from lightning_mbmarl.nn.one_hot_input import LatentLayout
 from lightning_mbmarl.nn.attention import AgentAttention
