@@ -19,7 +19,8 @@ INCLUDE_KEY = "config"
 
 
 def included_file(config: Path) -> Path | None:
-    """The file ``config`` extends (its top-level ``config:`` key, relative to it), or ``None``."""
+    """The file ``config`` extends (its top-level ``config:`` key, relative to it), or ``None``. Raises ``ValueError``
+    when ``config`` holds one class's settings (a part such as ``conf/data/*.yaml``) rather than an experiment."""
     if config.suffix not in (".yaml", ".yml") or not config.is_file():
         return None
     content = yaml.safe_load(config.read_text())

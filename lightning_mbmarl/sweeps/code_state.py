@@ -73,5 +73,4 @@ def save_code_state(directory: Path | None, repo: Path = PACKAGE_REPO) -> str:
 def attempts_code(labels: list[str]) -> str:
     """One label for a run whose attempts (a first one, then resumptions) started on ``labels``: the distinct ones in
     order, joined by `` then ``."""
-    distinct = [label for i, label in enumerate(labels) if label not in labels[:i]]
-    return " then ".join(distinct) if distinct else "unknown"
+    return " then ".join(dict.fromkeys(labels)) or "unknown"
