@@ -55,6 +55,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     rows = pilot_rows(metric_rows(args.run_dir), args.label, args.window, tuple(args.diagnostics))
+    if not rows:
+        parser.error(
+            f"{args.run_dir}/metrics.csv holds no evaluation with both of {list(EVALUATION)}: nothing to write"
+        )
     if args.out == "-":
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -45,3 +45,7 @@ def test_each_evaluation_gets_the_diagnostics_of_the_steps_before_it(tmp_path):
         {"run": "mappo", "env_steps": "1000", "eval/won_rate": "0.25", "eval/return": "1.5"},
         {"run": "mappo", "env_steps": "1500", "eval/won_rate": "0.5", "eval/return": "1.75"},
     ]
+
+    (run / "metrics.csv").write_text(METRICS.split("4,,")[0])  # no evaluation yet: one clear error, nothing written
+    empty = subprocess.run([sys.executable, str(SCRIPT), str(run), "x", "-"], capture_output=True, text=True)
+    assert empty.returncode == 2 and "holds no evaluation" in empty.stderr and not empty.stdout
