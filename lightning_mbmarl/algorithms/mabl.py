@@ -62,6 +62,7 @@ class MABL(MAMBA):
             self.mappo_config,
             critic,
             policy_layout=self.world_model.agent_layout,
+            agent_values=self.mamba.imagined_rewards == "agent",
         )
 
     # ----------------------------------------------------------------------------------------------- acting

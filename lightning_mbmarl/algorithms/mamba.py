@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -54,10 +54,16 @@ class MAMBAConfig:
     model_updates: int = 60  # world-model gradient steps per iteration (MODEL_EPOCHS)
     policy_rounds: int = 4  # imagination rounds per iteration, each trained for mappo.epochs passes (EPOCHS)
     imagination_horizon: int = 15  # imagined steps from every filtered replay state (HORIZON)
+    # whose reward each agent's advantage is computed from in imagination: "team" (the agents' mean predicted
+    # reward, one team value: the released MAMBA and MABL learners) or "agent" (its own predicted reward and a value
+    # per agent: MABL §2's r^i and Q_i; differs from "team" only where the reward heads learn per-agent rewards)
+    imagined_rewards: Literal["team", "agent"] = "team"
 
     def __post_init__(self) -> None:
         if min(self.sequence_length, self.imagination_horizon) < 1 or min(self.model_updates, self.policy_rounds) < 0:
             raise ValueError(f"MAMBAConfig: lengths must be >= 1 and update counts >= 0, got {self}")
+        if self.imagined_rewards not in ("team", "agent"):
+            raise ValueError(f"MAMBAConfig: imagined_rewards must be 'team' or 'agent', got {self.imagined_rewards!r}")
 
 
 #: MAMBA's interaction defaults: 40 windows per batch, 500 warm-up steps (MIN_BUFFER), an iteration per 50 steps
@@ -144,7 +150,13 @@ class MAMBA(OnlineAlgorithm):
 
     def build_actor_critic(self, critic: AttentionCriticConfig) -> LatentActorCritic:
         """The learner on the world model's features."""
-        return LatentActorCritic(self.env_spec, self.world_model.layout, self.mappo_config, critic)
+        return LatentActorCritic(
+            self.env_spec,
+            self.world_model.layout,
+            self.mappo_config,
+            critic,
+            agent_values=self.mamba.imagined_rewards == "agent",
+        )
 
     def configure_optimizers(self):
         return [

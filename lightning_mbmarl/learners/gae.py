@@ -14,7 +14,8 @@ def timeout_gae(
     gamma: float,
     lam: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Advantages and returns of ``T`` steps of ``B`` rollouts, all ``[T, B]`` (computed and returned in float32).
+    """Advantages and returns of ``T`` steps of ``B`` rollouts, all ``[T, B]`` (or ``[T, B, N]``, e.g. one
+    reward per agent: every entry its own recursion), computed and returned in float32.
 
     Two masks stop the backward accumulation, for different reasons:
 
@@ -33,7 +34,7 @@ def timeout_gae(
     r, v, nv, m, z = (x.float() for x in (rewards, values, next_values, masks, timeout_masks))
     if not r.shape == v.shape == nv.shape == m.shape == z.shape:
         raise ValueError(
-            "timeout_gae: rewards, values, next_values, masks and timeout_masks must share one [T, B] shape, got "
+            "timeout_gae: rewards, values, next_values, masks and timeout_masks must share one [T, B, ...] shape, got "
             f"{[tuple(x.shape) for x in (r, v, nv, m, z)]}"
         )
     returns = torch.empty_like(r)

@@ -12,6 +12,8 @@ Both read the latent features ``[deter, stoch]`` of :class:`~lightning_mbmarl.wo
 (``[..., N, F]``). The policy is masked by an availability mask (the world model's prediction in imagination, the
 environment's when acting for real). The critic embeds each agent's features, mixes them with self-attention across
 agents and reads one value per agent; the team value is their mean (MAMBA's agents all predict the team reward).
+With ``agent_values`` the critic's per-agent values are kept instead, each the value of that agent's own predicted
+reward (MABL §2 writes each agent's reward ``r^i`` and value ``Q_i``; see :func:`imagined_ppo_batch`).
 
 Features are ``[deter, C one-hot categorical samples]`` (:class:`~lightning_mbmarl.nn.one_hot_input.LatentLayout`):
 both networks take them as the dense ``deter`` and the ``C`` columns that hold a 1, and their first layer gathers
@@ -28,8 +30,8 @@ key               shape / dtype           meaning
 ``avail``         bool ``[M, N, A]``      predicted availability the policy acted under
 ``action``        int64 ``[M, N]``        actions taken (continuous: float ``[M, N, A]``, as sampled)
 ``old_log_prob``  float ``[M, N]``        their log-probabilities under the acting policy
-``advantage``     float ``[M]``           team advantage (timeout-aware GAE)
-``return``        float ``[M]``           team return target of the critic
+``advantage``     float ``[M]``           team advantage (timeout-aware GAE); ``[M, N]`` per agent
+``return``        float ``[M]``           team return target of the critic; ``[M, N]`` per agent
 ================  ======================  ==========================================================
 """
 
@@ -61,10 +63,10 @@ class AttentionCriticConfig:
 
 
 class AttentionCritic(nn.Module):
-    """Team value from every agent's features: ``[..., N, F] -> float32 [...]``.
+    """A value per agent from every agent's features: ``[..., N, F] -> float32 [..., N]``.
 
-    ``Linear(F, hidden[0]) -> ReLU -> attention across agents -> MLP(hidden[1:]) -> value per agent``, averaged
-    over agents (the output layer in float32 inside autocast regions).
+    ``Linear(F, hidden[0]) -> ReLU -> attention across agents -> MLP(hidden[1:]) -> value per agent`` (the output
+    layer in float32 inside autocast regions).
     """
 
     def __init__(self, n_agents: int, feature_dim: int, hidden: tuple[int, ...], config: AttentionCriticConfig) -> None:
@@ -88,8 +90,7 @@ class AttentionCritic(nn.Module):
         return self._value_of_embedding(embedded.view(*dense.shape[:-1], -1))
 
     def _value_of_embedding(self, embedded: torch.Tensor) -> torch.Tensor:
-        agent_values = self.head(self.attention(embedded)).squeeze(-1)  # [..., N]
-        return agent_values.float().mean(dim=-1)
+        return self.head(self.attention(embedded)).squeeze(-1).float()  # [..., N]
 
 
 class LatentActorCritic(nn.Module):
@@ -102,9 +103,12 @@ class LatentActorCritic(nn.Module):
         config: MAPPOConfig,
         critic: AttentionCriticConfig,
         policy_layout: LatentLayout | None = None,
+        agent_values: bool = False,
     ) -> None:
+        """``agent_values``: values (and so advantages and returns) per agent, of each agent's own reward, instead of
+        the team's: their mean."""
         super().__init__()
-        self.spec, self.layout, self.config = spec, layout, config
+        self.spec, self.layout, self.config, self.agent_values = spec, layout, config, agent_values
         # The policy may read a part of the features: the first policy_layout.deter dense columns and the first
         # policy_layout.categoricals one-hot blocks (MABL: each agent's own level, [h^a, z^a] of [h^a, h^g, z^a, z^g]).
         self.policy_layout = policy_layout or layout
@@ -154,13 +158,19 @@ class LatentActorCritic(nn.Module):
         return actions, dist.log_prob(actions)
 
     def value(self, features: torch.Tensor) -> torch.Tensor:
-        """Team value float32 ``[...]`` of features ``[..., N, F]``."""
-        return self.critic.forward_one_hot(*self.layout.split(features))
+        """Value float32 of features ``[..., N, F]``: the team's ``[...]``, or each agent's ``[..., N]`` with
+        ``agent_values``."""
+        return self._of_agent_values(self.critic.forward_one_hot(*self.layout.split(features)))
 
     def evaluate_actions(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(log_probs [M, N], entropy [M, N], values [M])`` in float32, for ``ppo_loss``."""
+        """``(log_probs [M, N], entropy [M, N], values [M] or [M, N])`` in float32, for ``ppo_loss``."""
         dist = self.policy.forward_one_hot(*self.policy_inputs(batch["deter"], batch["hot"]), batch["avail"])
-        return dist.log_prob(batch["action"]), dist.entropy(), self.critic.forward_one_hot(batch["deter"], batch["hot"])
+        values = self._of_agent_values(self.critic.forward_one_hot(batch["deter"], batch["hot"]))
+        return dist.log_prob(batch["action"]), dist.entropy(), values
+
+    def _of_agent_values(self, agent_values: torch.Tensor) -> torch.Tensor:
+        """The critic's ``[..., N]`` as this learner's values: kept per agent, or their mean, the team value."""
+        return agent_values if self.agent_values else agent_values.mean(dim=-1)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Optimizer groups with the actor and critic learning rates."""
@@ -177,18 +187,25 @@ def imagined_ppo_batch(
     """The PPO batch of an imagined rollout (:func:`~lightning_mbmarl.world_models.imagination.imagine`'s output,
     time first: ``features [H + 1, B, N, F]``, the others ``[H, B, ...]``).
 
-    The team reward is the agents' mean predicted reward; the imagined episode ends where the agents' mean predicted
-    continuation probability falls to 0.5 or below. GAE (:func:`~lightning_mbmarl.learners.gae.timeout_gae`) treats
-    that step as terminal and bootstraps the last step from the critic. Steps after a predicted end are dropped.
-    Returns the keys of the module docstring, flattened to ``[M]`` (``M <= H * B``), float32 where floating.
+    The team reward is the agents' mean predicted reward (the released MAMBA and MABL learners); with the learner's
+    ``agent_values`` each agent's advantage and return come from its own predicted reward and value instead (MABL §2:
+    agent ``i`` receives ``r^i`` and maximises ``Q_i``; the same where every agent predicts the team reward). The
+    imagined episode ends where the agents' mean predicted continuation probability falls to 0.5 or below. GAE
+    (:func:`~lightning_mbmarl.learners.gae.timeout_gae`) treats that step as terminal and bootstraps the last step
+    from the critic. Steps after a predicted end are dropped. Returns the keys of the module docstring, flattened to
+    ``[M]`` (``M <= H * B``; ``advantage`` and ``return`` ``[M, N]`` per agent), float32 where floating.
     """
     features = rollout["features"]
-    values = actor_critic.value(features)  # [H + 1, B]
+    values = actor_critic.value(features)  # [H + 1, B], or [H + 1, B, N] per agent
     deter, hot = actor_critic.layout.split(features[:-1])
-    rewards = rollout["rewards"].float().mean(dim=-1)  # [H, B]
-    continues = (rollout["discounts"].float().mean(dim=-1) > 0.5).float()
+    rewards = rollout["rewards"].float()  # [H, B, N]
+    continues = (rollout["discounts"].float().mean(dim=-1) > 0.5).float()  # [H, B]
+    if actor_critic.agent_values:
+        masks = continues.unsqueeze(-1).expand_as(rewards)
+    else:
+        rewards, masks = rewards.mean(dim=-1), continues
     advantages, returns = timeout_gae(
-        rewards, values[:-1], values[1:], continues, torch.ones_like(continues), gamma, gae_lambda
+        rewards, values[:-1], values[1:], masks, torch.ones_like(masks), gamma, gae_lambda
     )
     alive = torch.cat([torch.ones_like(continues[:1]), continues[:-1]]).cumprod(dim=0).bool()  # [H, B]
     batch = {

@@ -15,7 +15,8 @@ key                shape / dtype                    meaning
 ``action``         int64 ``[B, N]`` / ``[B, N, A]`` actions taken (continuous: unclipped samples)
 ``old_log_prob``   float ``[B, N]``                 per-agent log-probs under the policy that acted
 ``advantage``      float ``[B]``                    team advantage (:func:`~lightning_mbmarl.learners.gae.timeout_gae`)
-``return``         float ``[B]``                    team return target of the mixed value
+                                                    (``[B, N]``: each agent's, from a per-agent critic)
+``return``         float ``[B]``                    team return target of the mixed value (``[B, N]``: per agent)
 =================  ===============================  ==========================================================
 
 The entropy coefficient ``alpha`` (one per agent, ``[N]``, or a scalar) is state the caller keeps, starting at
@@ -148,7 +149,8 @@ def ppo_loss(
 ) -> dict[str, torch.Tensor]:
     """MAPPO loss on one minibatch (keys: module docstring); float32 throughout.
 
-    * policy: per-agent clipped surrogate ``-min(ratio_i A, clip(ratio_i) A)`` with the team advantage ``A``;
+    * policy: per-agent clipped surrogate ``-min(ratio_i A, clip(ratio_i) A)`` with the team advantage ``A``
+      ``[B]`` (or each agent's own ``A_i``, given ``[B, N]``, with values and returns ``[B, N]``);
     * value: ``value_coef * (V(s) - return)^2``;
     * entropy bonus (A.1): per-agent estimate ``H_i = min(E[-ratio_i log pi_i], E[-clip(ratio_i) log pi_i])``
       over the batch (actions drawn from the old policy), bonus ``-alpha_i H_i``;
@@ -162,14 +164,20 @@ def ppo_loss(
     """
     log_prob, closed_form_entropy, values = model.evaluate_actions(batch)
     advantage = batch["advantage"].float()
+    if values.shape != batch["return"].shape or advantage.shape not in (log_prob.shape[:1], log_prob.shape[:2]):
+        raise ValueError(
+            f"ppo_loss: values {tuple(values.shape)} must match returns {tuple(batch['return'].shape)}, and advantages "
+            f"{tuple(advantage.shape)} be the team's [B] or each agent's [B, N] of log-probs {tuple(log_prob.shape)}"
+        )
     if config.normalize_advantages and advantage.numel() > 1:
         advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
     log_ratio = log_prob - batch["old_log_prob"].float()
     ratio = log_ratio.exp()  # [B, N]
     clipped_ratio = ratio.clamp(1.0 - config.clip, 1.0 + config.clip)
 
-    team_advantage = advantage.unsqueeze(-1)
-    policy_loss = -torch.min(ratio * team_advantage, clipped_ratio * team_advantage).mean()
+    if advantage.dim() == ratio.dim() - 1:
+        advantage = advantage.unsqueeze(-1)  # the team's, for every agent
+    policy_loss = -torch.min(ratio * advantage, clipped_ratio * advantage).mean()
     value_loss = (values - batch["return"].float()).square().mean()
 
     surrogate_entropy = -(ratio * log_prob).mean(dim=0)

@@ -165,13 +165,15 @@ def test_acting_never_reads_the_global_level():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["shared", "none"])  # per_agent (MABL) learns the ICG in test_mamba_mag_end_to_end
-def test_each_variant_trains_a_short_run(mode, tmp_path, cli, quiet_cli_args, read_metric):
+# per_agent (MABL) with team rewards learns the ICG in test_mamba_mag_end_to_end; here with a value per agent
+@pytest.mark.parametrize("mode, rewards", [("shared", "team"), ("none", "team"), ("per_agent", "agent")])
+def test_each_variant_trains_a_short_run(mode, rewards, tmp_path, cli, quiet_cli_args, read_metric):
     result = cli(
         "fit",
         "--config",
         "conf/mabl_icg.yaml",
         f"--model.init_args.world_model.global_mode={mode}",
+        f"--model.init_args.mamba.imagined_rewards={rewards}",
         "--model.init_args.online.total_env_steps=600",
         "--model.init_args.mamba.model_updates=3",
         "--model.init_args.evaluation.final_episodes=2",

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from lightning_mbmarl.envs.base import EnvSpec
 from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig, LatentActorCritic, imagined_ppo_batch
-from lightning_mbmarl.learners.mappo import MAPPOConfig
+from lightning_mbmarl.learners.mappo import MAPPOConfig, ppo_loss
 from lightning_mbmarl.learners.policies import CategoricalPolicy
 from lightning_mbmarl.nn.distributions import MaskedCategorical
 from lightning_mbmarl.nn.one_hot_input import LatentLayout
@@ -316,9 +316,17 @@ def test_model_reward_fits_the_errors_of_the_same_world_model_pass() -> None:
 
 class ZeroCritic:
     layout = LatentLayout(deter=4, categoricals=2, classes=2)
+    agent_values = False
 
     def value(self, features: torch.Tensor) -> torch.Tensor:
         return torch.zeros(features.shape[:-2])
+
+
+class ZeroAgentCritic(ZeroCritic):
+    agent_values = True
+
+    def value(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(features.shape[:-1])
 
 
 def test_imagined_ppo_batch_ends_episodes_where_the_model_predicts_it() -> None:
@@ -338,3 +346,55 @@ def test_imagined_ppo_batch_ends_episodes_where_the_model_predicts_it() -> None:
     # Kept order is [h0 b0, h0 b1, h1 b0, h1 b1, h2 b0]; with zero values the returns are discounted rewards.
     torch.testing.assert_close(batch["return"], torch.tensor([1.75, 1.5, 1.5, 1.0, 1.0]))
     torch.testing.assert_close(batch["advantage"], batch["return"])
+
+
+def test_imagined_ppo_batch_per_agent_rewards_hand_worked() -> None:
+    """Two agents, three imagined steps, the team predicted to end after step 1 (zero values, gamma 0.5, lambda 1).
+    Agent 0's rewards 1, 0, 5 and agent 1's 0, 2, 5: per agent the returns are r_0 + 0.5 r_1 and r_1 (the end: no
+    bootstrap, step 2 dropped): agent 0 1.0, 0.0; agent 1 1.0, 2.0. The team's (mean rewards 0.5, 1): 1.0, 1.0."""
+    H, B = 3, 1
+    discounts = torch.ones(H, B, 2)
+    discounts[1] = 0.1
+    rollout = {
+        "features": torch.randn(H + 1, B, 2, ZeroCritic.layout.width),
+        "avail": torch.ones(H, B, 2, A, dtype=torch.bool),
+        "actions": torch.zeros(H, B, 2, dtype=torch.long),
+        "log_probs": torch.zeros(H, B, 2),
+        "rewards": torch.tensor([[1.0, 0.0], [0.0, 2.0], [5.0, 5.0]]).view(H, B, 2),
+        "discounts": discounts,
+    }
+    agent = imagined_ppo_batch(ZeroAgentCritic(), rollout, gamma=0.5, gae_lambda=1.0)  # type: ignore[arg-type]
+    torch.testing.assert_close(agent["return"], torch.tensor([[1.0, 1.0], [0.0, 2.0]]))
+    torch.testing.assert_close(agent["advantage"], agent["return"])
+    team = imagined_ppo_batch(ZeroCritic(), rollout, gamma=0.5, gae_lambda=1.0)  # type: ignore[arg-type]
+    torch.testing.assert_close(team["return"], torch.tensor([1.0, 1.0]))
+
+
+def test_ppo_loss_takes_each_agents_advantage_with_agent_values() -> None:
+    """With a per-agent critic the loss reads advantages and returns ``[M, N]``: with every ratio inside the clip
+    range the policy loss is ``-mean(ratio_i A_i)`` over samples and agents (each agent's ratio with its own
+    advantage), the value loss the mean squared error of each agent's value. Shapes of another learner fail with
+    one error."""
+    torch.manual_seed(0)
+    layout = LatentLayout(deter=4, categoricals=2, classes=2)
+    config = MAPPOConfig(hidden=(8, 8), share_parameters=True, normalize_advantages=False)
+    actor_critic = LatentActorCritic(SPEC, layout, config, AttentionCriticConfig(attention_heads=2), agent_values=True)
+    M = 6
+    features = torch.cat([torch.randn(M, N, 4), F.one_hot(torch.randint(0, 2, (M, N, 2)), 2).flatten(-2).float()], -1)
+    deter, hot = layout.split(features)
+    avail = torch.ones(M, N, A, dtype=torch.bool)
+    actions = torch.zeros(M, N, dtype=torch.long)
+    log_ratio = 0.1 * torch.randn(M, N).clamp(-1.5, 1.5)  # ratios in [0.86, 1.17], inside the clip range 0.2
+    with torch.no_grad():
+        old_log_prob = actor_critic.distribution(features, avail).log_prob(actions) - log_ratio
+        values = actor_critic.value(features)
+    assert values.shape == (M, N)
+    batch = {"deter": deter, "hot": hot, "avail": avail, "action": actions, "old_log_prob": old_log_prob}
+    advantage, returns = torch.randn(M, N), torch.randn(M, N)
+    losses = ppo_loss(actor_critic, {**batch, "advantage": advantage, "return": returns}, 0.0, config)
+    expected = -(log_ratio.exp() * advantage).mean()
+    assert losses["policy_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert expected.item() != pytest.approx(-(log_ratio.exp()[..., None] * advantage[:, None]).mean().item(), rel=1e-3)
+    assert losses["value_loss"].item() == pytest.approx((values - returns).square().mean().item(), rel=1e-5)
+    with pytest.raises(ValueError, match=r"values \(6, 3\) must match returns \(6,\)"):
+        ppo_loss(actor_critic, {**batch, "advantage": advantage, "return": returns.mean(-1)}, 0.0, config)
