@@ -1,6 +1,7 @@
 """A pilot run's evaluations with what its logs say about them, as rows for a results file.
 
-For each evaluation of a run (its greedy ``eval/won_rate`` and ``eval/return``), the mean of the training
+For each evaluation of a run (by default its ``eval/won_rate`` and ``eval/return``; ``--evaluation`` names others,
+e.g. Flatland's ``eval/arrived``), the mean of the training
 diagnostics logged over the ``--window`` environment steps before it: the policy's entropy, the imagined return and
 the world-model loss (issue 17's "what the logs say about why"). Used for the SMAX pilots outside the protocol
 (``results/mag_smax_cpu_3m_*_pilot.csv``)::
@@ -8,6 +9,7 @@ the world-model loss (issue 17's "what the logs say about why"). Used for the SM
     python benchmarks/pilot_rows.py outputs/mamba_smax_3m_cpu/version_3 "mamba_smax_3m_cpu seed 0, ... (pilot)" \
         benchmarks/results/mag_smax_cpu_3m_horizon_pilot.csv      # appends; "-" prints instead
     python benchmarks/pilot_rows.py RUN "mappo_smax_3m_cpu seed 0, ..." OUT --diagnostics   # evaluations only
+    python benchmarks/pilot_rows.py RUN "mabl_flatland_5_cpu seed 0, ..." OUT --evaluation eval/arrived eval/deadlocked
 """
 
 from __future__ import annotations
@@ -25,13 +27,18 @@ DIAGNOSTICS = ("mappo/entropy", "mappo/imagined_return", "world_model/loss")
 
 
 def pilot_rows(
-    rows: list[dict[str, str]], label: str, window: float, diagnostics: tuple[str, ...] = DIAGNOSTICS
+    rows: list[dict[str, str]],
+    label: str,
+    window: float,
+    diagnostics: tuple[str, ...] = DIAGNOSTICS,
+    evaluation: tuple[str, ...] = EVALUATION,
 ) -> list[dict[str, object]]:
-    """One row per evaluation: ``run``, ``env_steps``, the evaluation's metrics and each of ``diagnostics``' mean over
-    the training rows logged in (env_steps - window, env_steps] (empty where none was logged there)."""
+    """One row per evaluation (where all of ``evaluation`` were logged): ``run``, ``env_steps``, those metrics and
+    each of ``diagnostics``' mean over the training rows logged in (env_steps - window, env_steps] (empty where none
+    was logged there)."""
     training = [(float(r["env_steps"]), r) for r in rows if r.get("env_steps") and any(r.get(m) for m in diagnostics)]
     out = []
-    for at, values in evaluation_curve(rows, EVALUATION):
+    for at, values in evaluation_curve(rows, evaluation):
         recent = [r for steps, r in training if at - window < steps <= at]
         means = {}
         for metric in diagnostics:
@@ -53,12 +60,13 @@ def main() -> None:
         default=list(DIAGNOSTICS),
         help="training metrics to average (none: evaluations only)",
     )
+    parser.add_argument("--evaluation", nargs="+", default=list(EVALUATION), help="evaluation metrics of each row")
     args = parser.parse_args()
-    rows = pilot_rows(metric_rows(args.run_dir), args.label, args.window, tuple(args.diagnostics))
+    rows = pilot_rows(
+        metric_rows(args.run_dir), args.label, args.window, tuple(args.diagnostics), tuple(args.evaluation)
+    )
     if not rows:
-        parser.error(
-            f"{args.run_dir}/metrics.csv holds no evaluation with both of {list(EVALUATION)}: nothing to write"
-        )
+        parser.error(f"{args.run_dir}/metrics.csv holds no evaluation with all of {args.evaluation}: nothing to write")
     if args.out == "-":
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -46,6 +46,14 @@ def test_each_evaluation_gets_the_diagnostics_of_the_steps_before_it(tmp_path):
         {"run": "mappo", "env_steps": "1500", "eval/won_rate": "0.5", "eval/return": "1.75"},
     ]
 
+    chosen = tmp_path / "chosen.csv"  # other evaluation metrics (Flatland's arrivals, say): only those columns
+    subprocess.run(
+        [sys.executable, str(SCRIPT), str(run), "r", str(chosen), "--diagnostics", "--evaluation", "eval/return"],
+        check=True,
+    )
+    assert [row["eval/return"] for row in csv.DictReader(chosen.open())] == ["1.5", "1.75"]
+    assert list(next(csv.DictReader(chosen.open()))) == ["run", "env_steps", "eval/return"]
+
     (run / "metrics.csv").write_text(METRICS.split("4,,")[0])  # no evaluation yet: one clear error, nothing written
     empty = subprocess.run([sys.executable, str(SCRIPT), str(run), "x", "-"], capture_output=True, text=True)
     assert empty.returncode == 2 and "holds no evaluation" in empty.stderr and not empty.stdout
