@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lightning_mbmarl.algorithms.mamba import MAMBAConfig
 from lightning_mbmarl.algorithms.online import OnlineConfig
 from lightning_mbmarl.learners.mappo import MAPPOConfig
 from lightning_mbmarl.world_models.bilevel_rssm import BiLevelConfig
@@ -24,6 +25,10 @@ from lightning_mbmarl.world_models.rssm import RSSMConfig
         (lambda: MAPPOConfig(hidden=(64, 0)), r"MAPPOConfig: every entry of hidden must be > 0, got \(64, 0\)"),
         (lambda: MAPPOConfig(minibatch_size=0), "MAPPOConfig: minibatch_size must be > 0, got 0"),
         (lambda: EnsembleConfig(members=3, elites=5), r"EnsembleConfig: elites \(5\) must be at most members \(3\)"),
+        (
+            lambda: MAMBAConfig(imagined_rewards="mean"),
+            "MAMBAConfig: imagined_rewards must be 'team' or 'agent', got 'mean'",
+        ),
     ],
 )
 def test_out_of_range_values_are_named_with_the_value(build, message):
