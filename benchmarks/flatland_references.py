@@ -37,7 +37,8 @@ from lightning_mbmarl.envs.flatland import FlatlandEnv  # noqa: E402
 from lightning_mbmarl.envs.flatland_rail import MOVES, NODE_FEATURES, options, tree_size  # noqa: E402
 
 DIST_MIN_TO_TARGET = 6  # a tree node's feature: the shortest distance to the target from the node's end
-BRANCH, STOP = 1, 2  # a train chooses (action 1 available) / the stop action of the reduced set
+BRANCH = 1  # a reduced-set action available only where a train chooses its way
+METRICS = ("arrived", "deadlocked", "flatland_score")  # of an episode, from its last step's info
 
 Policy = Callable[[FlatlandEnv, np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
 
@@ -93,7 +94,7 @@ def play(env: FlatlandEnv, policy: Policy, seed: int, rng: np.random.Generator) 
     while True:
         obs, _, avail, _, _, terminated, truncated, info = env.step(policy(env, obs, avail, rng))
         if terminated or truncated:
-            return {key: info[key] for key in ("arrived", "deadlocked", "flatland_score")}
+            return {key: info[key] for key in METRICS}
 
 
 def main() -> None:
@@ -112,7 +113,7 @@ def main() -> None:
         rng, start = np.random.default_rng(args.seed), time.perf_counter()
         episodes = [play(env, POLICIES[name], args.seed + e, rng) for e in range(args.episodes)]
         row: dict[str, object] = {"env": args.env, "policy": name, "episodes": args.episodes, "seed": args.seed}
-        for key in ("arrived", "deadlocked", "flatland_score"):
+        for key in METRICS:
             values = np.array([episode[key] for episode in episodes])
             row[f"{key}_mean"], row[f"{key}_std"] = round(values.mean(), 4), round(values.std(), 4)
         row["seconds"], row["commit"] = round(time.perf_counter() - start, 1), commit

@@ -28,6 +28,7 @@ from lightning_mbmarl.algorithms.mamba import MAMBA, MAMBA_PPO
 from lightning_mbmarl.learners.latent_actor_critic import AttentionCriticConfig, LatentActorCritic
 from lightning_mbmarl.learners.mappo import MAPPOConfig
 from lightning_mbmarl.learners.memory import History
+from lightning_mbmarl.nn.one_hot_input import LatentLayout
 from lightning_mbmarl.world_models.bilevel_losses import TERMS, bilevel_world_model_loss
 from lightning_mbmarl.world_models.bilevel_rssm import BiLevelConfig, BiLevelState, BiLevelWorldModel
 
@@ -55,15 +56,11 @@ class MABL(MAMBA):
     def build_world_model(self, config: BiLevelConfig | dict[str, Any]) -> BiLevelWorldModel:  # type: ignore[override]
         return BiLevelWorldModel(self.env_spec, as_config(config, BiLevelConfig))
 
-    def build_actor_critic(self, critic: AttentionCriticConfig) -> LatentActorCritic:
-        return LatentActorCritic(
-            self.env_spec,
-            self.world_model.layout,
-            self.mappo_config,
-            critic,
-            policy_layout=self.world_model.agent_layout,
-            agent_values=self.mamba.imagined_rewards == "agent",
-        )
+    def build_actor_critic(
+        self, critic: AttentionCriticConfig, policy_layout: LatentLayout | None = None
+    ) -> LatentActorCritic:
+        """MAMBA's learner with the policy on each agent's own level (``[h^a, z^a]``) unless told otherwise."""
+        return super().build_actor_critic(critic, policy_layout or self.world_model.agent_layout)
 
     # ----------------------------------------------------------------------------------------------- acting
     @torch.no_grad()

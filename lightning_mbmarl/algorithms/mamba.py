@@ -41,6 +41,7 @@ from lightning_mbmarl.learners.mappo import MAPPOConfig
 from lightning_mbmarl.learners.memory import History
 from lightning_mbmarl.learners.minibatches import MinibatchQueue
 from lightning_mbmarl.nn.fast_path import FastPath, FastPathConfig
+from lightning_mbmarl.nn.one_hot_input import LatentLayout
 from lightning_mbmarl.world_models.imagination import imagine
 from lightning_mbmarl.world_models.rssm import RSSMConfig, RSSMState, RSSMWorldModel
 from lightning_mbmarl.world_models.rssm_losses import TERMS, world_model_loss
@@ -148,13 +149,17 @@ class MAMBA(OnlineAlgorithm):
         """The world model (subclasses: another kind, e.g. MABL's bi-level model)."""
         return RSSMWorldModel(self.env_spec, as_config(config, RSSMConfig))
 
-    def build_actor_critic(self, critic: AttentionCriticConfig) -> LatentActorCritic:
-        """The learner on the world model's features."""
+    def build_actor_critic(
+        self, critic: AttentionCriticConfig, policy_layout: LatentLayout | None = None
+    ) -> LatentActorCritic:
+        """The learner on the world model's features (``policy_layout``: the part of them the policy reads, default
+        all)."""
         return LatentActorCritic(
             self.env_spec,
             self.world_model.layout,
             self.mappo_config,
             critic,
+            policy_layout=policy_layout,
             agent_values=self.mamba.imagined_rewards == "agent",
         )
 
