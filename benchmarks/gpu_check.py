@@ -13,22 +13,31 @@ path, side by side. Run through ``benchmarks/gpu_check.sh`` (which keeps SMAX's 
 A missing core package stops it at once with the package's name; without jaxmarl the SMAX rows are skipped with the
 reason. A row that fails prints its error in the table and the check goes on. Every figure is appended to
 ``--results`` (default ``benchmarks/results/gpu_check.csv``: figure, path, value, unit, device, torch version,
-commit, time). ``--dry-run`` runs every code path on the CPU at tiny sizes (compile mode ``default``, traced but
-not code-generated: see :func:`trace_without_code_generation`; no CUDA graphs) and records nothing unless
-``--results`` is given: what the test suite runs.
+commit, time) the moment it is measured, most wanted first (:func:`speed_tasks`), so a check cut off keeps what it
+measured. ``--budget`` (default 480 s on a GPU) ends the check at that time: what it was measuring is recorded as
+timed out, what it had not started as skipped, and the table is printed. On a lent GPU machine
+``benchmarks/gpu_session.sh`` runs it (benchmarks/README.md, "On the GPU").
 
-    bash benchmarks/gpu_check.sh                 # on a GPU machine, at most about 8 minutes on one H200
+``--dry-run`` runs every code path on the CPU at tiny sizes (compile mode ``default``, traced but not code-generated:
+see :func:`trace_without_code_generation`; no CUDA graphs), with no budget unless one is given, and records nothing
+unless ``--results`` is given: what the test suite runs.
+
+    bash benchmarks/gpu_check.sh                 # on a GPU machine, at most 8 minutes (--budget 480)
     bash benchmarks/gpu_check.sh --dry-run       # anywhere, one to two minutes on a CPU
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import functools
 import importlib.util
+import os
+import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +48,7 @@ from typing import Callable
 
 CORE_PACKAGES = ("torch", "lightning", "jsonargparse", "omegaconf", "h5py", "numpy", "gymnasium")
 RESULTS = Path(__file__).resolve().parent / "results" / "gpu_check.csv"
+GPU_BUDGET = 480.0  # seconds: the issue's "at most 8 minutes on one H200", inside the device's 10-minute command
 
 
 def require_core_packages() -> None:
@@ -268,131 +278,211 @@ def imagination_throughput(fast: FastPathConfig, s: Settings) -> float:
     return s.imagination_batch / time_calls(imagine, s.ensemble_calls, device, warmup=5)
 
 
-# ------------------------------------------------------------------------------------------------------------- main
-@dataclass
-class Figure:
-    name: str
+# ------------------------------------------------------------------------------------------------------------- plan
+class Missing(Exception):
+    """A derived figure whose inputs were not measured."""
+
+
+@dataclass(eq=False)
+class Row:
+    """One figure on one path (``eager``, or ``compiled``: the fast path), or the reason it has no value."""
+
+    figure: str
     unit: str
-    values: dict[str, float | str]  # path -> value, or the reason it is missing
+    path: str
+    value: float | str = ""
 
 
-def measure(fn: Callable[[], float]) -> float | str:
-    try:
-        return fn()
-    except Exception as error:  # noqa: BLE001 - a failed row is reported, the check goes on
-        traceback.print_exc()
-        return f"failed: {type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}"
+@dataclass
+class Task:
+    """What one measurement gives: ``rows``, filled in order from the tuple ``measure`` returns."""
+
+    rows: list[Row]
+    measure: Callable[[], tuple[float, ...]]
 
 
-def speed_figures(s: Settings, work: Path) -> list[Figure]:
-    eager = FastPathConfig(bf16="off", compile="none", fused_adam=False)
-    compiled = FastPathConfig(bf16="off", compile=s.compile_mode)
-    bf16 = FastPathConfig(bf16="on", compile="none", fused_adam=False)
-    bf16_compiled = FastPathConfig(bf16="on", compile=s.compile_mode)
-    figures: list[Figure] = []
+def correctness_tasks(s: Settings, work: Path) -> list[Task]:
+    return [
+        Task(
+            [Row(f"{name} ({metric}, run to its end)", "score", "eager")],
+            lambda n=name, c=config, m=metric: (correctness_run(n, c, m, s.correctness[c], s, work),),
+        )
+        for name, (config, metric) in CORRECTNESS.items()
+    ]
+
+
+def speed_tasks(s: Settings, work: Path, results: Results) -> list[Task]:
+    """Every speed figure, eager then fast, most wanted first, so that a run the budget cuts off has measured the
+    issue's targets: the ensemble step (a small compile), the MAMBA and MAG iterations at the first batch
+    size (both eager before either compiles, so the eager ratio stands even when a whole-RSSM compile outlasts the
+    budget), then the fit loop, imagination and the larger batches."""
+    paths = {
+        "eager": FastPathConfig(bf16="off", compile="none", fused_adam=False),
+        "compiled": FastPathConfig(bf16="off", compile=s.compile_mode),
+    }
+    bf16_paths = {
+        "eager": FastPathConfig(bf16="on", compile="none", fused_adam=False),
+        "compiled": FastPathConfig(bf16="on", compile=s.compile_mode),
+    }
+    tasks = [
+        Task([Row(name, "ms", label)], lambda fast=fast: (ensemble_step(fast, s),))
+        for name, configs in (
+            ("ensemble training step, 7 x 4x1024, batch 256, float32", paths),
+            ("ensemble training step, bf16 autocast", bf16_paths),
+        )
+        for label, fast in configs.items()
+    ]
+    first, *larger = s.batches
     if importlib.util.find_spec("jaxmarl") is None:
         reason = "skipped: jaxmarl is not installed (SMAX)"
-        figures.append(Figure("MAMBA iteration, SMAX 2s3z", "s", {"eager": reason, "compiled": reason}))
+        results.note([Row(f"MAMBA iteration, SMAX 2s3z, batch {first}", "s", label, reason) for label in paths])
     else:
-        for batch in s.batches:
-            iteration: dict[str, float | str] = {}
-            update: dict[str, float | str] = {}
-            timed_iterations = 2 if batch == s.batches[0] else 1
-            for label, config in (("eager", eager), ("compiled", compiled)):
-                result = measure(
-                    lambda: latent_iteration(
-                        "mamba",
-                        batch,
-                        config,
-                        s,
-                        work,  # noqa: B023
-                        timed_iterations,
-                    )
-                )
-                iteration[label] = result[0] if isinstance(result, tuple) else result
-                update[label] = result[1] if isinstance(result, tuple) else result
-            figures.append(Figure(f"MAMBA iteration, SMAX 2s3z, batch {batch}", "s", iteration))
-            figures.append(Figure(f"MAMBA world-model update, batch {batch}", "s", update))
-            if batch == s.batches[0]:
-                mag: dict[str, float | str] = {}
-                for label, config in (("eager", eager), ("compiled", compiled)):
-                    result = measure(lambda: latent_iteration("mag", batch, config, s, work, 2))  # noqa: B023
-                    mag[label] = result[0] if isinstance(result, tuple) else result
-                figures.append(Figure(f"MAG iteration, SMAX 2s3z, batch {batch}", "s", mag))
-                figures.append(
-                    Figure(
-                        "MAG/MAMBA iteration ratio",
-                        "x",
-                        {
-                            label: mag[label] / iteration[label]
-                            if isinstance(mag[label], float) and isinstance(iteration[label], float)
-                            else "n/a"
-                            for label in mag
-                        },
-                    )
-                )
-    figures.append(
-        Figure(
-            "ensemble training step, 7 x 4x1024, batch 256, float32",
-            "ms",
-            {
-                "eager": measure(lambda: ensemble_step(eager, s)),
-                "compiled": measure(lambda: ensemble_step(compiled, s)),
-            },
+
+        def iteration(method: str, batch: int, label: str) -> Task:
+            rows = [Row(f"{method.upper()} iteration, SMAX 2s3z, batch {batch}", "s", label)]
+            if method == "mamba":
+                rows.append(Row(f"MAMBA world-model update, batch {batch}", "s", label))
+            timed_iterations = 2 if batch == first else 1
+            return Task(rows, lambda: latent_iteration(method, batch, paths[label], s, work, timed_iterations))
+
+        def ratio(label: str) -> tuple[float]:
+            mag, mamba = (results.value(f"{m} iteration, SMAX 2s3z, batch {first}", label) for m in ("MAG", "MAMBA"))
+            return (mag / mamba,)
+
+        tasks += [iteration(method, first, label) for label in paths for method in ("mamba", "mag")]
+        tasks += [Task([Row("MAG/MAMBA iteration ratio", "x", label)], lambda x=label: ratio(x)) for label in paths]
+    tasks += [
+        Task(
+            [Row("same step in a Lightning fit loop (MOMA-PPO), float32", "ms", label)],
+            lambda fast=fast: (ensemble_step_in_fit(fast, s, work),),
         )
-    )
-    figures.append(
-        Figure(
-            "ensemble training step, bf16 autocast",
-            "ms",
-            {
-                "eager": measure(lambda: ensemble_step(bf16, s)),
-                "compiled": measure(lambda: ensemble_step(bf16_compiled, s)),
-            },
+        for label, fast in paths.items()
+    ]
+    tasks += [
+        Task(
+            [Row(f"ensemble imagination, 5 x 4x1024, batch {s.imagination_batch}", "transitions/s", label)],
+            lambda fast=fast: (imagination_throughput(fast, s),),
         )
+        for label, fast in paths.items()
+    ]
+    if importlib.util.find_spec("jaxmarl") is not None:
+        tasks += [iteration("mamba", batch, label) for batch in larger for label in paths]
+    return tasks
+
+
+# ------------------------------------------------------------------------------------------------------------ results
+class Results:
+    """The check's rows, each appended to the results CSV and printed the moment it is known, so that a check cut
+    off (by its budget, or by the machine's own limit on a command) keeps everything it measured."""
+
+    def __init__(self, path: Path | None, device: str, start: float) -> None:
+        self.path, self.start, self.rows, self.lock = path, start, [], threading.Lock()
+        self.device = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+        self.commit, self.now = code_commit(), datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+        self.pending: list[Row] = []  # planned rows not yet known, in the order they will be measured
+        self.running: list[Row] = []  # rows being measured now
+        self.planned: list[Row] = []  # every row of the plan, in its order (the table's)
+
+    def note(self, rows: list[Row]) -> None:
+        """Record ``rows`` (their values known) in the CSV and on the screen."""
+        with self.lock:
+            self.record_locked(rows)
+
+    def record_locked(self, rows: list[Row]) -> None:
+        """:meth:`note` for a caller holding :attr:`lock`."""
+        for row in rows:
+            if row in self.pending:
+                self.pending.remove(row)
+            if row in self.running:
+                self.running.remove(row)
+            self.rows.append(row)
+            self._write(row)
+
+    def value(self, figure: str, path: str) -> float:
+        found = [r.value for r in self.rows if r.figure == figure and r.path == path]
+        if not found or not isinstance(found[0], float):
+            raise Missing(f"{figure} ({path}) was not measured")
+        return found[0]
+
+    def _write(self, row: Row) -> None:
+        shown = f"{row.value:.6g}" if isinstance(row.value, float) else row.value
+        print(f"gpu_check: [{time.perf_counter() - self.start:.0f} s] {row.figure}, {row.path}: {shown}", flush=True)
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as file:
+            writer = csv.writer(file)
+            if new:
+                writer.writerow(["figure", "path", "value", "unit", "device", "torch", "commit", "recorded"])
+            writer.writerow(
+                [row.figure, row.path, shown, row.unit, self.device, torch.__version__, self.commit, self.now]
+            )
+
+    def table(self) -> str:
+        """The rows as a table, one line per figure, eager and compiled side by side, in the plan's order."""
+        figures: dict[str, dict[str, Row]] = {}
+        planned = {id(row): i for i, row in enumerate(self.planned)}
+        for row in sorted(self.rows, key=lambda r: planned.get(id(r), -1)):
+            figures.setdefault(row.figure, {})[row.path] = row
+        lines = ["| figure | unit | eager | compiled / fast |", "|---|---|---|---|"]
+        for name, by_path in figures.items():
+            unit = next(iter(by_path.values())).unit
+            cells = [by_path[p].value if p in by_path else "" for p in ("eager", "compiled")]
+            shown = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in cells]
+            lines.append(f"| {name} | {unit} | {shown[0]} | {shown[1]} |")
+        return "\n".join(lines)
+
+
+def run_task(task: Task, results: Results) -> None:
+    """Measure ``task`` and record its rows: its values, or why there are none (the check goes on)."""
+    with results.lock:
+        results.running += task.rows
+    try:
+        values: tuple[float | str, ...] = tuple(task.measure())
+    except Missing as missing:
+        values = (f"n/a: {missing}",) * len(task.rows)
+    except Exception as error:  # noqa: BLE001 - a failed row is reported, the check goes on
+        traceback.print_exc()
+        message = str(error).splitlines()[0][:120] if str(error) else ""
+        values = (f"failed: {type(error).__name__}: {message}",) * len(task.rows)
+    for row, value in zip(task.rows, values):
+        row.value = value
+    results.note(task.rows)
+
+
+def finish(results: Results, budget_spent: float | None = None) -> None:
+    seconds = time.perf_counter() - results.start
+    spent = (
+        f" (its budget of {budget_spent:.0f} s spent: what it had not measured is marked so)" if budget_spent else ""
     )
-    figures.append(
-        Figure(
-            "same step in a Lightning fit loop (MOMA-PPO), float32",
-            "ms",
-            {
-                "eager": measure(lambda: ensemble_step_in_fit(eager, s, work)),
-                "compiled": measure(lambda: ensemble_step_in_fit(compiled, s, work)),
-            },
-        )
-    )
-    figures.append(
-        Figure(
-            f"ensemble imagination, 5 x 4x1024, batch {s.imagination_batch}",
-            "transitions/s",
-            {
-                "eager": measure(lambda: imagination_throughput(eager, s)),
-                "compiled": measure(lambda: imagination_throughput(compiled, s)),
-            },
-        )
-    )
-    return figures
+    print(f"\ngpu_check: {seconds:.0f} s in all{spent}; figures appended to {results.path or 'nowhere'}\n")
+    print(results.table(), flush=True)
 
 
-def record(figures: list[Figure], path: Path | None, device: str) -> None:
-    if path is None:
-        return
-    import csv
+def start_budget(budget: float, results: Results, work: Path) -> threading.Timer:
+    """After ``budget`` seconds: mark the rows being measured as timed out and the rest as skipped, record them,
+    print the table and end the process (a compile or a run in progress is not waited for)."""
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    commit, now = code_commit(), datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
-    name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-    with open(path, "a", newline="") as file:
-        writer = csv.writer(file)
-        if new:
-            writer.writerow(["figure", "path", "value", "unit", "device", "torch", "commit", "recorded"])
-        for figure in figures:
-            for label, value in figure.values.items():
-                shown = f"{value:.6g}" if isinstance(value, float) else value
-                writer.writerow([figure.name, label, shown, figure.unit, name, torch.__version__, commit, now])
+    def expire() -> None:
+        results.lock.acquire()  # held to the end: the measurements still running record nothing more
+        unstarted = [row for row in results.pending if row not in results.running]
+        for row in results.running:
+            row.value = f"timed out: the check's {budget:.0f} s budget ran out while it was measured"
+        for row in unstarted:
+            row.value = f"skipped: the check's {budget:.0f} s budget was spent"
+        results.record_locked(list(results.running) + unstarted)
+        finish(results, budget)
+        shutil.rmtree(work, ignore_errors=True)
+        os._exit(0)
+
+    timer = threading.Timer(budget, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
+# ------------------------------------------------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="every code path on the CPU at tiny sizes")
@@ -406,7 +496,14 @@ def main() -> None:
         "--results",
         type=Path,
         default=None,
-        help=f"CSV the figures are appended to (default: {RESULTS}; none with --dry-run)",
+        help=f"CSV the figures are appended to as they are measured (default: {RESULTS}; none with --dry-run)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help=f"seconds after which the check stops, recording what it has not measured as skipped (default: "
+        f"{GPU_BUDGET:.0f} on a GPU, none with --dry-run; 0: none)",
     )
     parser.add_argument("--skip-correctness", action="store_true", help="only the speed figures")
     args = parser.parse_args()
@@ -414,36 +511,33 @@ def main() -> None:
     s = settings(args.dry_run, args.fast_compile)
     if args.dry_run:
         trace_without_code_generation()
-    results = args.results if args.results is not None else (None if args.dry_run else RESULTS)
+    budget = args.budget if args.budget is not None else (None if args.dry_run else GPU_BUDGET)
     print(
         f"gpu_check: torch {torch.__version__}, device {s.device}"
         f"{' (' + torch.cuda.get_device_name() + ')' if s.device == 'cuda' else ''}, fast path compile "
-        f"{s.compile_mode}, commit {code_commit()}{', dry run (compile backend aot_eager)' if args.dry_run else ''}",
+        f"{s.compile_mode}, commit {code_commit()}{', dry run (compile backend aot_eager)' if args.dry_run else ''}"
+        f"{f', budget {budget:.0f} s' if budget else ''}",
         flush=True,
     )
-    start = time.perf_counter()
-    figures: list[Figure] = []
+    results = Results(
+        args.results if args.results is not None else (None if args.dry_run else RESULTS), s.device, time.perf_counter()
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        if not args.skip_correctness:
-            with ThreadPoolExecutor(len(CORRECTNESS)) as pool:
-                futures = {
-                    name: pool.submit(
-                        measure, lambda n=name, c=config, m=metric: correctness_run(n, c, m, s.correctness[c], s, work)
-                    )
-                    for name, (config, metric) in CORRECTNESS.items()
-                }
-            for name, (_, metric) in CORRECTNESS.items():
-                figures.append(Figure(f"{name} ({metric}, run to its end)", "score", {"eager": futures[name].result()}))
-            print(f"gpu_check: correctness runs done after {time.perf_counter() - start:.0f} s", flush=True)
-        figures += speed_figures(s, work)
-    record(figures, results, s.device)
-    print(f"\ngpu_check: {time.perf_counter() - start:.0f} s in all; figures appended to {results or 'nowhere'}\n")
-    print("| figure | unit | eager | compiled / fast |\n|---|---|---|---|")
-    for figure in figures:
-        cells = [figure.values.get(label, "") for label in ("eager", "compiled")]
-        shown = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in cells]
-        print(f"| {figure.name} | {figure.unit} | {shown[0]} | {shown[1]} |")
+        correctness = [] if args.skip_correctness else correctness_tasks(s, work)
+        speed = speed_tasks(s, work, results)
+        results.planned = [row for task in correctness + speed for row in task.rows]
+        results.pending = list(results.planned)
+        timer = start_budget(budget, results, work) if budget else None
+        if correctness:
+            with ThreadPoolExecutor(len(correctness)) as pool:  # separate processes, side by side
+                list(pool.map(lambda task: run_task(task, results), correctness))
+            print(f"gpu_check: correctness runs done after {time.perf_counter() - results.start:.0f} s", flush=True)
+        for task in speed:
+            run_task(task, results)
+        if timer is not None:
+            timer.cancel()
+    finish(results)
 
 
 if __name__ == "__main__":

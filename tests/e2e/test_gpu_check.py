@@ -14,12 +14,12 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_gpu_check_dry_run_runs_every_check_and_records_every_figure(tmp_path):
-    results = tmp_path / "gpu_check.csv"
+def dry_run(results: Path, *options: str) -> subprocess.CompletedProcess:
+    """``gpu_check.sh --dry-run`` with ``options``, recording to ``results``; it must exit cleanly."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
     done = subprocess.run(
-        ["bash", "benchmarks/gpu_check.sh", "--dry-run", f"--results={results}"],
+        ["bash", "benchmarks/gpu_check.sh", "--dry-run", f"--results={results}", *options],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -27,6 +27,12 @@ def test_gpu_check_dry_run_runs_every_check_and_records_every_figure(tmp_path):
         timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_gpu_check_dry_run_runs_every_check_and_records_every_figure(tmp_path):
+    results = tmp_path / "gpu_check.csv"
+    done = dry_run(results)
     rows = list(csv.DictReader(open(results)))
     figures = {row["figure"] for row in rows}
     for name in (
@@ -51,3 +57,25 @@ def test_gpu_check_dry_run_runs_every_check_and_records_every_figure(tmp_path):
     assert all(row["device"] == "cpu" and row["torch"] and row["commit"] for row in rows)
     table = done.stdout[done.stdout.rindex("| figure |") :]  # the table comes last
     assert table.count("\n|") >= len(figures)
+
+
+def test_gpu_check_budget_records_what_it_measured_and_marks_the_rest(tmp_path):
+    """A check cut off by ``--budget``: every planned figure is in the results file, measured ones with their values,
+    the one being measured as timed out and the ones after it as skipped; the table still comes last."""
+    results = tmp_path / "gpu_check.csv"
+    done = dry_run(results, "--skip-correctness", "--budget=4")
+    rows = list(csv.DictReader(open(results)))
+    assert {"MAMBA iteration, SMAX 2s3z, batch 2", "MAG/MAMBA iteration ratio"} <= {row["figure"] for row in rows}
+    kinds = ["measured" if _is_number(row["value"]) else row["value"].split(":")[0] for row in rows]
+    assert set(kinds) <= {"measured", "timed out", "skipped"} and "skipped" in kinds, kinds
+    assert kinds.count("timed out") <= 2  # the one measurement running: a MAMBA run gives two figures
+    assert "budget of 4 s spent" in done.stdout
+    assert done.stdout.rstrip().splitlines()[-1].startswith("| ")  # the table comes last
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
