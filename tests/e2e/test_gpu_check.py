@@ -14,12 +14,14 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
 
-def dry_run(results: Path, *options: str) -> subprocess.CompletedProcess:
-    """``gpu_check.sh --dry-run`` with ``options``, recording to ``results``; it must exit cleanly."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def dry_run(results: Path, *options: str, script: str = "gpu_check.sh", **env_vars: str) -> subprocess.CompletedProcess:
+    """``benchmarks/<script> --dry-run`` with ``options`` (and ``results`` as ``--results`` unless None) in an
+    environment with ``env_vars``; it must exit cleanly."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **env_vars}
     env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
+    recording = [f"--results={results}"] if results is not None else []
     done = subprocess.run(
-        ["bash", "benchmarks/gpu_check.sh", "--dry-run", f"--results={results}", *options],
+        ["bash", f"benchmarks/{script}", "--dry-run", *recording, *options],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -71,6 +73,20 @@ def test_gpu_check_budget_records_what_it_measured_and_marks_the_rest(tmp_path):
     assert kinds.count("timed out") <= 2  # the one measurement running: a MAMBA run gives two figures
     assert "budget of 4 s spent" in done.stdout
     assert done.stdout.rstrip().splitlines()[-1].startswith("| ")  # the table comes last
+
+
+def test_gpu_session_writes_the_figures_and_the_log_under_out(tmp_path):
+    """The device run's command: the check's figures and its whole output land in $OUT, whose files come back."""
+    out = tmp_path / "out"
+    out.mkdir()
+    no_wheels = tmp_path / "no_wheels"
+    no_wheels.mkdir()
+    options = ("--skip-correctness", "--budget=4")
+    dry_run(None, *options, script="gpu_session.sh", OUT=str(out), GPU_WHEELS=str(no_wheels))
+    rows = list(csv.DictReader(open(out / "gpu_check.csv")))
+    assert any(row["figure"] == "MAG/MAMBA iteration ratio" for row in rows)
+    log = (out / "gpu_check.log").read_text()
+    assert "gpu_check: torch" in log and log.rstrip().splitlines()[-1].startswith("| ")
 
 
 def _is_number(text: str) -> bool:
