@@ -371,6 +371,13 @@ def speed_tasks(s: Settings, work: Path, results: Results) -> list[Task]:
 
 
 # ------------------------------------------------------------------------------------------------------------ results
+def checked_code() -> str:
+    """The label of the code checked: this checkout's commit, or, in a copy of the tree without git history (the GPU
+    machine's), the one ``gpu_wheels.sh`` saved beside the wheels (``GPU_CHECK_CODE_LABEL``, set by gpu_session.sh)."""
+    label = code_commit()
+    return os.environ.get("GPU_CHECK_CODE_LABEL", label) if label == "unknown" else label
+
+
 class Results:
     """The check's rows, each appended to the results CSV and printed the moment it is known, so that a check cut
     off (by its budget, or by the machine's own limit on a command) keeps everything it measured."""
@@ -378,7 +385,7 @@ class Results:
     def __init__(self, path: Path | None, device: str, start: float) -> None:
         self.path, self.start, self.rows, self.lock = path, start, [], threading.Lock()
         self.device = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-        self.commit, self.now = code_commit(), datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+        self.commit, self.now = checked_code(), datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
         self.pending: list[Row] = []  # planned rows not yet known, in the order they will be measured
         self.running: list[Row] = []  # rows being measured now
         self.planned: list[Row] = []  # every row of the plan, in its order (the table's)
@@ -515,7 +522,7 @@ def main() -> None:
     print(
         f"gpu_check: torch {torch.__version__}, device {s.device}"
         f"{' (' + torch.cuda.get_device_name() + ')' if s.device == 'cuda' else ''}, fast path compile "
-        f"{s.compile_mode}, commit {code_commit()}{', dry run (compile backend aot_eager)' if args.dry_run else ''}"
+        f"{s.compile_mode}, commit {checked_code()}{', dry run (compile backend aot_eager)' if args.dry_run else ''}"
         f"{f', budget {budget:.0f} s' if budget else ''}",
         flush=True,
     )

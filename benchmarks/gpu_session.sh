@@ -12,5 +12,9 @@ if compgen -G "$wheels/*.whl" >/dev/null; then
     "$wheels"/*.whl || exit 1
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
+if [[ -f "$wheels/code_label" ]]; then
+  GPU_CHECK_CODE_LABEL=$(cat "$wheels/code_label")
+  export GPU_CHECK_CODE_LABEL  # the commit column, where the copy of the tree here has no git history
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee "$OUT/gpu_check.log"
 PYTHONUNBUFFERED=1 bash benchmarks/gpu_check.sh --results "$OUT/gpu_check.csv" "$@" 2>&1 | tee -a "$OUT/gpu_check.log"

@@ -24,5 +24,8 @@ rm -rf .whl && mkdir -p .whl
 python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $pinned
 python3 -m pip wheel --quiet --no-deps -w .whl antlr4-python3-runtime==4.9.3
+# the GPU machine's copy of the tree has no git history: the code's label travels with the wheels
+python3 -c "from lightning_mbmarl.sweeps.code_state import code_commit; print(code_commit())" > .whl/code_label
 ls .whl
-echo "gpu_wheels: $(ls .whl | wc -l) wheels in .whl/ ($(du -sh .whl | cut -f1)); carry .whl in the device run"
+echo "gpu_wheels: $(ls .whl/*.whl | wc -l) wheels in .whl/ ($(du -sh .whl | cut -f1)), code $(cat .whl/code_label);" \
+  "carry .whl in the device run"

@@ -4,6 +4,7 @@ same code paths bar CUDA graphs and code generation), recorded to the results fi
 
 import csv
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,15 +15,17 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
 
-def dry_run(results: Path, *options: str, script: str = "gpu_check.sh", **env_vars: str) -> subprocess.CompletedProcess:
-    """``benchmarks/<script> --dry-run`` with ``options`` (and ``results`` as ``--results`` unless None) in an
-    environment with ``env_vars``; it must exit cleanly."""
+def dry_run(
+    results: Path | None, *options: str, script: str = "gpu_check.sh", tree: Path = REPO, **env_vars: str
+) -> subprocess.CompletedProcess:
+    """``benchmarks/<script> --dry-run`` of the checkout ``tree`` with ``options`` (and ``results`` as ``--results``
+    unless None) in an environment with ``env_vars``; it must exit cleanly."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", **env_vars}
     env.pop("LIGHTNING_MBMARL_RUN_DIR", None)
     recording = [f"--results={results}"] if results is not None else []
     done = subprocess.run(
         ["bash", f"benchmarks/{script}", "--dry-run", *recording, *options],
-        cwd=REPO,
+        cwd=tree,
         env=env,
         capture_output=True,
         text=True,
@@ -76,15 +79,28 @@ def test_gpu_check_budget_records_what_it_measured_and_marks_the_rest(tmp_path):
 
 
 def test_gpu_session_writes_the_figures_and_the_log_under_out(tmp_path):
-    """The device run's command: the check's figures and its whole output land in $OUT, whose files come back."""
+    """The device run's command, in a copy of the tree without git history (as the GPU machine gets it): the check's
+    figures and its whole output land in $OUT, whose files come back, labelled with the code ``gpu_wheels.sh`` saved
+    beside the wheels."""
+    tree = tmp_path / "tree"
+    shutil.copytree(REPO, tree, ignore=shutil.ignore_patterns(".git", ".whl", "outputs", "__pycache__", "*.egg-info"))
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "code_label").write_text("abc1234\n")
     out = tmp_path / "out"
     out.mkdir()
-    no_wheels = tmp_path / "no_wheels"
-    no_wheels.mkdir()
-    options = ("--skip-correctness", "--budget=4")
-    dry_run(None, *options, script="gpu_session.sh", OUT=str(out), GPU_WHEELS=str(no_wheels))
+    dry_run(
+        None,
+        "--skip-correctness",
+        "--budget=4",
+        script="gpu_session.sh",
+        tree=tree,
+        OUT=str(out),
+        GPU_WHEELS=str(wheels),
+    )
     rows = list(csv.DictReader(open(out / "gpu_check.csv")))
     assert any(row["figure"] == "MAG/MAMBA iteration ratio" for row in rows)
+    assert {row["commit"] for row in rows} == {"abc1234"}
     log = (out / "gpu_check.log").read_text()
     assert "gpu_check: torch" in log and log.rstrip().splitlines()[-1].startswith("| ")
 
