@@ -41,7 +41,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -320,10 +320,7 @@ def speed_tasks(s: Settings, work: Path, results: Results) -> list[Task]:
         "eager": FastPathConfig(bf16="off", compile="none", fused_adam=False),
         "compiled": FastPathConfig(bf16="off", compile=s.compile_mode),
     }
-    bf16_paths = {
-        "eager": FastPathConfig(bf16="on", compile="none", fused_adam=False),
-        "compiled": FastPathConfig(bf16="on", compile=s.compile_mode),
-    }
+    bf16_paths = {label: replace(fast, bf16="on") for label, fast in paths.items()}
     tasks = [
         Task([Row(name, "ms", label)], lambda fast=fast: (ensemble_step(fast, s),))
         for name, configs in (
@@ -386,7 +383,6 @@ class Results:
         self.path, self.start, self.rows, self.lock = path, start, [], threading.Lock()
         self.device = torch.cuda.get_device_name() if device == "cuda" else "cpu"
         self.commit, self.now = checked_code(), datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
-        self.pending: list[Row] = []  # planned rows not yet known, in the order they will be measured
         self.running: list[Row] = []  # rows being measured now
         self.planned: list[Row] = []  # every row of the plan, in its order (the table's)
 
@@ -398,8 +394,6 @@ class Results:
     def record_locked(self, rows: list[Row]) -> None:
         """:meth:`note` for a caller holding :attr:`lock`."""
         for row in rows:
-            if row in self.pending:
-                self.pending.remove(row)
             if row in self.running:
                 self.running.remove(row)
             self.rows.append(row)
@@ -473,7 +467,7 @@ def start_budget(budget: float, results: Results, work: Path) -> threading.Timer
 
     def expire() -> None:
         results.lock.acquire()  # held to the end: the measurements still running record nothing more
-        unstarted = [row for row in results.pending if row not in results.running]
+        unstarted = [row for row in results.planned if row not in results.rows and row not in results.running]
         for row in results.running:
             row.value = f"timed out: the check's {budget:.0f} s budget ran out while it was measured"
         for row in unstarted:
@@ -534,7 +528,6 @@ def main() -> None:
         correctness = [] if args.skip_correctness else correctness_tasks(s, work)
         speed = speed_tasks(s, work, results)
         results.planned = [row for task in correctness + speed for row in task.rows]
-        results.pending = list(results.planned)
         timer = start_budget(budget, results, work) if budget else None
         if correctness:
             with ThreadPoolExecutor(len(correctness)) as pool:  # separate processes, side by side
